@@ -1,0 +1,137 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ErrConflict is reported (through errors.Is) by an Append whose expected
+// version was not the aggregate's version when the append was ordered.
+var ErrConflict = errors.New("log: version conflict")
+
+// ErrInvalidEvent is reported (through errors.Is) by an Append given events
+// that cannot be stored as asked: a missing id, type or aggregate, a version
+// out of sequence, or events of different aggregates in one call.
+var ErrInvalidEvent = errors.New("log: invalid event")
+
+// ConflictError says that an Append lost the race for a version. It carries
+// the aggregate, the version the caller expected and the version the
+// aggregate actually had.
+type ConflictError struct {
+	AggregateType string
+	AggregateID   uuid.UUID
+	Expected      int64
+	Actual        int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("log: version conflict on %s %s: expected version %d, actual %d",
+		e.AggregateType, e.AggregateID, e.Expected, e.Actual)
+}
+
+// Is reports true for ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Position is a place in an aggregate type's log: a partition and an offset
+// in it. Offsets count from 0; NoOffset stands for "no record".
+type Position struct {
+	Partition int32
+	Offset    int64
+}
+
+// NoOffset is the offset of a Position that points at no record.
+const NoOffset int64 = -1
+
+func (p Position) String() string { return fmt.Sprintf("%d@%d", p.Partition, p.Offset) }
+
+// Metadata travels with an event without being part of its payload.
+type Metadata struct {
+	// CorrelationID ties together every event caused by one request.
+	CorrelationID uuid.UUID
+	// CausationID is the id of the event or command that caused this one.
+	CausationID uuid.UUID
+	// Values holds free key/values. Keys starting with "snaplog." are
+	// reserved.
+	Values map[string]string
+}
+
+// Event is one stored event: its envelope and its encoded payload.
+type Event struct {
+	ID               uuid.UUID
+	Type             string
+	AggregateType    string
+	AggregateID      uuid.UUID
+	AggregateVersion int64 // 1-based: the aggregate's version after this event
+	OccurredAt       time.Time
+	ContentType      string // media type of Payload, e.g. "application/json"
+	Metadata         Metadata
+	Payload          []byte
+
+	// Position is where the event is stored. Append and Read set it; it is
+	// ignored on input.
+	Position Position
+}
+
+// Expected is what the caller of Append knows about the aggregate.
+type Expected struct {
+	// Version is the aggregate version the caller built its events on:
+	// 0 for an aggregate that does not exist yet.
+	Version int64
+	// ReadTo is the Tail.End of the caller's last Read of the aggregate (or
+	// of its last successful Append): the offset up to which the caller has
+	// seen the aggregate's partition. A log may use it to bound the work of
+	// checking the expected version; 0 means "from the start".
+	ReadTo int64
+}
+
+// Tail is what Read returns: the aggregate's events at or after the offset
+// asked for, in version order, and how far the partition was read.
+type Tail struct {
+	Events []Event
+	// Partition is the partition that holds the aggregate.
+	Partition int32
+	// End is the partition's end offset as of the read: every event of the
+	// aggregate at an offset below End is in Events (or before the offset
+	// asked for).
+	End int64
+	// Scanned is the number of records of the partition the read went
+	// through, the aggregate's own and other aggregates'. It measures the
+	// cost of a read.
+	Scanned int64
+}
+
+// Validate checks events for Append: each names the same aggregate, has an
+// id, a type, and versions expected+1, expected+2, and so on.
+func Validate(aggregateType string, aggregateID uuid.UUID, expected int64, events []Event) error {
+	if aggregateType == "" {
+		return fmt.Errorf("%w: empty aggregate type", ErrInvalidEvent)
+	}
+	if aggregateID == uuid.Nil {
+		return fmt.Errorf("%w: nil aggregate id for %s", ErrInvalidEvent, aggregateType)
+	}
+	if expected < 0 {
+		return fmt.Errorf("%w: %s %s: negative expected version %d", ErrInvalidEvent, aggregateType, aggregateID, expected)
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("%w: %s %s: no events to append", ErrInvalidEvent, aggregateType, aggregateID)
+	}
+	for i, e := range events {
+		where := fmt.Sprintf("%s %s event %d", aggregateType, aggregateID, i)
+		switch {
+		case e.AggregateType != aggregateType:
+			return fmt.Errorf("%w: %s: aggregate type %q", ErrInvalidEvent, where, e.AggregateType)
+		case e.AggregateID != aggregateID:
+			return fmt.Errorf("%w: %s: aggregate id %s", ErrInvalidEvent, where, e.AggregateID)
+		case e.ID == uuid.Nil:
+			return fmt.Errorf("%w: %s: nil event id", ErrInvalidEvent, where)
+		case e.Type == "":
+			return fmt.Errorf("%w: %s: empty event type", ErrInvalidEvent, where)
+		case e.AggregateVersion != expected+int64(i)+1:
+			return fmt.Errorf("%w: %s: version %d, want %d", ErrInvalidEvent, where, e.AggregateVersion, expected+int64(i)+1)
+		}
+	}
+	return nil
+}

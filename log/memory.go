@@ -103,6 +103,7 @@ func (m *Memory) Append(ctx context.Context, aggregateType string, aggregateID u
 	out := make([]Event, len(events))
 	for i, e := range events {
 		e.Position = Position{Partition: p, Offset: int64(len(part.records))}
+		e.Expected, e.Save = expected.Version, events[0].ID
 		e.Payload = slices.Clone(e.Payload)
 		e.Metadata.Values = cloneMap(e.Metadata.Values)
 		part.records = append(part.records, e)

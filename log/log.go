@@ -142,30 +142,17 @@ func Validate(aggregateType string, aggregateID uuid.UUID, expected int64, event
 	return nil
 }
 
-// Verdict is what a Sequencer makes of one stored event.
-type Verdict uint8
-
-const (
-	// Accepted: the event is the aggregate's next version.
-	Accepted Verdict = iota
-	// Rejected: the event belongs to a save that lost the race for its
-	// versions (or repeats one already seen); it is not part of the
-	// aggregate for any reader.
-	Rejected
-	// Gap: the event's save expected a version the sequence never reached:
-	// events are missing from what was read.
-	Gap
-)
-
 // Sequencer decides, in log order, which stored events of one aggregate are
 // part of it. Every reader applies the same rule, so they all agree:
 //
-//   - the first event of a save (Version == Expected+1) is accepted when the
-//     aggregate is at Expected: the first save to claim a version wins;
+//   - the first event of a save (AggregateVersion == Expected+1) is accepted
+//     when the aggregate is at Expected: the first save to claim a version
+//     wins;
 //   - a later event of a save is accepted when the previous accepted event
 //     belongs to the same save and it is the next version;
-//   - every other event is rejected, except one whose save expected a version
-//     beyond the current one, which reveals missing events (Gap).
+//   - every other event is rejected: it belongs to a save that lost the race
+//     for its versions, or that expected a version the aggregate never had.
+//     Its writer got a conflict error.
 //
 // A log with a conditional append (Memory) stores no losers; a log without one
 // (Kafka) stores them and relies on this rule. The zero Sequencer is at
@@ -175,16 +162,15 @@ type Sequencer struct {
 	Save    uuid.UUID // the save of the last accepted event
 }
 
-// Next applies the rule to the next stored event of the aggregate.
-func (s *Sequencer) Next(e Event) Verdict {
-	switch {
-	case e.Expected > s.Version:
-		return Gap
-	case e.AggregateVersion != s.Version+1:
-		return Rejected
-	case e.AggregateVersion == e.Expected+1 || (e.Save == s.Save && s.Save != uuid.Nil):
-		s.Version, s.Save = e.AggregateVersion, e.Save
-		return Accepted
+// Next applies the rule to the next stored event of the aggregate and
+// reports whether the event is part of the aggregate.
+func (s *Sequencer) Next(e Event) bool {
+	if e.AggregateVersion != s.Version+1 {
+		return false
 	}
-	return Rejected
+	if e.AggregateVersion == e.Expected+1 || (s.Save != uuid.Nil && e.Save == s.Save) {
+		s.Version, s.Save = e.AggregateVersion, e.Save
+		return true
+	}
+	return false
 }

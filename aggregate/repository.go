@@ -1,0 +1,464 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+)
+
+// ErrNotFound is reported (through errors.Is) by Load for an aggregate with
+// no events.
+var ErrNotFound = errors.New("aggregate: not found")
+
+// ErrConflict is reported (through errors.Is) by Save when another writer
+// saved the aggregate first. The error is a *ConflictError.
+var ErrConflict = log.ErrConflict
+
+// ConflictError carries the aggregate, the version Save expected and the
+// version the aggregate had.
+type ConflictError = log.ConflictError
+
+// ErrUncommitted is reported by CreateSnapshot for an aggregate with events
+// that are not saved yet.
+var ErrUncommitted = errors.New("aggregate: uncommitted events")
+
+// ErrNoSnapshotStore is reported by CreateSnapshot on a repository without a
+// snapshot store.
+var ErrNoSnapshotStore = errors.New("aggregate: no snapshot store")
+
+// ErrSnapshotBacklog is reported through Hooks.SnapshotFailed when a
+// background snapshot is not queued because WithMaxPendingSnapshots
+// aggregates are already waiting.
+var ErrSnapshotBacklog = errors.New("aggregate: background snapshot backlog full")
+
+// ErrClosed is reported by operations on a closed repository.
+var ErrClosed = errors.New("aggregate: repository closed")
+
+// EventLog is what a Repository needs of an event log. *log.Memory
+// implements it, and so does the Kafka log.
+type EventLog interface {
+	// Append stores events as the next versions of one aggregate, all or
+	// none, failing with a *log.ConflictError when the aggregate is not at
+	// expected.Version.
+	Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected log.Expected, events []log.Event) ([]log.Event, error)
+	// Read returns the aggregate's events at offsets from `from` on, in
+	// version order.
+	Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (log.Tail, error)
+}
+
+// Repository loads and saves the aggregates of one type. A load is the latest
+// usable snapshot plus the events after it; a snapshot is only ever an
+// optimisation, so a load that cannot use one replays all events and gets the
+// same state (the reason is counted, see MissReason).
+//
+// A Repository is safe for concurrent use. Close it to wait for background
+// snapshots.
+type Repository[S any] struct {
+	log   EventLog
+	typ   *Type[S]
+	state StateCodec[S]
+	cfg   config
+	stats counters
+	bg    *background
+}
+
+// NewRepository returns a repository of the aggregates of typ, stored in
+// events. It validates typ and every option and reports all problems at
+// once. It does no I/O.
+func NewRepository[S any](events EventLog, typ Type[S], opts ...Option) (*Repository[S], error) {
+	cfg, err := newConfig(opts)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if events == nil {
+		errs = append(errs, errors.New("nil event log"))
+	}
+	if err := typ.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("type: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("aggregate: new repository of %q: %w", typ.Name, errors.Join(errs...))
+	}
+	r := &Repository[S]{log: events, typ: &typ, state: typ.State, cfg: cfg}
+	if r.state == nil {
+		r.state = structState[S]{}
+	}
+	r.bg = newBackground(cfg.maxPending, cfg.concurrency, r.writeSnapshot)
+	r.bg.timeout = cfg.writeTimeout
+	return r, nil
+}
+
+// Type returns the aggregate type's name.
+func (r *Repository[S]) Type() string { return r.typ.Name }
+
+// New returns a new aggregate with no events. Saving it fails with a
+// conflict if an aggregate with the id already has events.
+func (r *Repository[S]) New(id uuid.UUID) *Root[S] {
+	root := newRoot(r.typ, r.cfg.now, id)
+	return root
+}
+
+// Load returns the aggregate at its latest version, or an error wrapping
+// ErrNotFound when it has no events.
+func (r *Repository[S]) Load(ctx context.Context, id uuid.UUID) (*Root[S], error) {
+	root, err := r.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.stats.loads.Add(1)
+	return root, nil
+}
+
+func (r *Repository[S]) load(ctx context.Context, id uuid.UUID) (*Root[S], error) {
+	if id == uuid.Nil {
+		return nil, fmt.Errorf("aggregate: load %s: nil id", r.typ.Name)
+	}
+	if r.cfg.store != nil {
+		root, reason, cause, err := r.loadFromSnapshot(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if root != nil {
+			r.stats.loadsFromSnapshot.Add(1)
+			return root, nil
+		}
+		r.miss(id, reason, cause)
+	}
+	root := newRoot(r.typ, r.cfg.now, id)
+	tail, err := r.log.Read(ctx, r.typ.Name, id, 0)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, err)
+	}
+	if len(tail.Events) == 0 {
+		return nil, fmt.Errorf("%w: %s %s", ErrNotFound, r.typ.Name, id)
+	}
+	var seq log.Sequencer
+	if err := r.replay(root, &seq, tail); err != nil {
+		return nil, err
+	}
+	if root.version == 0 {
+		return nil, fmt.Errorf("%w: %s %s", ErrNotFound, r.typ.Name, id)
+	}
+	return root, nil
+}
+
+// loadFromSnapshot returns the aggregate loaded from its snapshot and the
+// tail after it, or a nil root and why the snapshot could not be used. A
+// non-nil error is one the load must not hide (the context ended, the log
+// failed).
+func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Root[S], MissReason, error, error) {
+	snap, err := r.cfg.store.Get(ctx, r.typ.Name, id)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, ctx.Err())
+	case errors.Is(err, snapshots.ErrNotFound):
+		return nil, MissNotFound, nil, nil
+	case errors.Is(err, snapshots.ErrCorrupt):
+		return nil, MissUndecodable, err, nil
+	default:
+		return nil, MissStoreError, err, nil
+	}
+	if snap.AggregateID != id || snap.AggregateType != r.typ.Name || snap.Version <= 0 || snap.Position.Offset < 0 {
+		return nil, MissUndecodable, fmt.Errorf("snapshot %s does not belong to %s %s", snap, r.typ.Name, id), nil
+	}
+	if snap.SchemaVersion != r.typ.schemaVersion() {
+		return nil, MissSchemaVersion, fmt.Errorf("snapshot schema version %d, %s schema version %d", snap.SchemaVersion, r.typ.Name, r.typ.schemaVersion()), nil
+	}
+	state, err := r.state.FromRecord(snap.State)
+	if err != nil {
+		return nil, MissRestoreError, err, nil
+	}
+	// Read from the snapshot's own last event, to check that the log holds
+	// it where the snapshot says: a snapshot of another log, or of a
+	// topic that was repartitioned, must not be trusted.
+	tail, err := r.log.Read(ctx, r.typ.Name, id, snap.Position.Offset)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, err)
+	}
+	if tail.Partition != snap.Position.Partition || len(tail.Events) == 0 ||
+		tail.Events[0].Position.Offset != snap.Position.Offset || tail.Events[0].AggregateVersion != snap.Version {
+		return nil, MissPosition, fmt.Errorf("log does not hold version %d of %s %s at %s", snap.Version, r.typ.Name, id, snap.Position), nil
+	}
+	root := newRoot(r.typ, r.cfg.now, id)
+	root.state = state
+	root.version, root.committed = snap.Version, snap.Version
+	root.last = snap.Position
+	// The snapshot's own event is the sequence's starting point.
+	seq := log.Sequencer{Version: snap.Version, Save: tail.Events[0].Save}
+	tail.Events = tail.Events[1:]
+	if err := r.replay(root, &seq, tail); err != nil {
+		return nil, MissRestoreError, err, nil
+	}
+	return root, 0, nil, nil
+}
+
+// replay applies the events of tail that the winner rule accepts, from the
+// sequence state seq.
+func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail) error {
+	for _, le := range tail.Events {
+		if !seq.Next(le) {
+			continue // a save that lost the race for its versions
+		}
+		where := func() string {
+			return fmt.Sprintf("%s %s version %d at %s", r.typ.Name, root.id, le.AggregateVersion, le.Position)
+		}
+		ev, err := r.typ.Events.Decode(le.Type, le.ContentType, le.Payload)
+		if err != nil {
+			return fmt.Errorf("aggregate: load %s: %w", where(), err)
+		}
+		state, err := r.typ.Apply(root.state, envelopeOf(le, ev))
+		if err != nil {
+			return fmt.Errorf("aggregate: load %s: apply %s: %w", where(), le.Type, err)
+		}
+		root.state = state
+		root.version, root.committed = le.AggregateVersion, le.AggregateVersion
+		root.last = le.Position
+		r.stats.eventsReplayed.Add(1)
+	}
+	root.readTo = tail.End
+	return nil
+}
+
+func envelopeOf(le log.Event, ev any) Envelope {
+	return Envelope{
+		ID:            le.ID,
+		Type:          le.Type,
+		AggregateID:   le.AggregateID,
+		AggregateType: le.AggregateType,
+		Version:       le.AggregateVersion,
+		OccurredAt:    le.OccurredAt,
+		Metadata:      le.Metadata,
+		Event:         ev,
+		Position:      le.Position,
+	}
+}
+
+func (r *Repository[S]) miss(id uuid.UUID, reason MissReason, cause error) {
+	r.stats.misses[reason].Add(1)
+	if reason != MissNotFound {
+		r.cfg.logger.Warn("snapshot not used, replaying events",
+			slog.String("aggregate_type", r.typ.Name), slog.String("aggregate_id", id.String()),
+			slog.String("reason", reason.String()), slog.Any("error", cause))
+	}
+	if h := r.cfg.hooks.SnapshotMissed; h != nil {
+		h(SnapshotMiss{AggregateType: r.typ.Name, AggregateID: id, Reason: reason, Err: cause})
+	}
+}
+
+// Exists reports whether the aggregate has events.
+func (r *Repository[S]) Exists(ctx context.Context, id uuid.UUID) (bool, error) {
+	from := int64(0)
+	if r.cfg.store != nil {
+		if snap, err := r.cfg.store.Get(ctx, r.typ.Name, id); err == nil && snap.AggregateID == id && snap.Position.Offset >= 0 {
+			from = snap.Position.Offset
+		}
+	}
+	tail, err := r.log.Read(ctx, r.typ.Name, id, from)
+	if err != nil {
+		return false, fmt.Errorf("aggregate: exists %s %s: %w", r.typ.Name, id, err)
+	}
+	if len(tail.Events) > 0 {
+		return true, nil
+	}
+	if from == 0 {
+		return false, nil
+	}
+	tail, err = r.log.Read(ctx, r.typ.Name, id, 0)
+	if err != nil {
+		return false, fmt.Errorf("aggregate: exists %s %s: %w", r.typ.Name, id, err)
+	}
+	return len(tail.Events) > 0, nil
+}
+
+// Save stores the aggregate's uncommitted events, all or none, as the
+// versions after the one it was loaded at. When another writer saved the
+// aggregate first it returns a *ConflictError and the aggregate keeps its
+// uncommitted events; reload it and retry the command. Saving an aggregate
+// with no uncommitted events does nothing.
+//
+// When the save carries the version across a multiple of the snapshot
+// threshold, a snapshot of the version reached is written according to the
+// snapshot mode; a snapshot failure never fails the save.
+func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
+	if root == nil {
+		return fmt.Errorf("aggregate: save %s: nil aggregate", r.typ.Name)
+	}
+	if root.typ != r.typ {
+		return fmt.Errorf("aggregate: save %s %s: aggregate belongs to another repository", r.typ.Name, root.id)
+	}
+	if len(root.uncommitted) == 0 {
+		return nil
+	}
+	events := make([]log.Event, len(root.uncommitted))
+	for i, e := range root.uncommitted {
+		_, payload, err := r.typ.Events.Encode(e.Event)
+		if err != nil {
+			return fmt.Errorf("aggregate: save %s %s version %d: %w", r.typ.Name, root.id, e.Version, err)
+		}
+		events[i] = log.Event{
+			ID:               e.ID,
+			Type:             e.Type,
+			AggregateType:    r.typ.Name,
+			AggregateID:      root.id,
+			AggregateVersion: e.Version,
+			OccurredAt:       e.OccurredAt,
+			ContentType:      r.typ.Events.ContentType(),
+			Metadata:         e.Metadata,
+			Payload:          payload,
+		}
+	}
+	before := root.committed
+	stored, err := r.log.Append(ctx, r.typ.Name, root.id, log.Expected{Version: before, ReadTo: root.readTo}, events)
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
+		return fmt.Errorf("aggregate: save %s %s: %w", r.typ.Name, root.id, err)
+	}
+	last := stored[len(stored)-1]
+	root.committed = last.AggregateVersion
+	root.last = last.Position
+	root.readTo = last.Position.Offset + 1
+	root.uncommitted = nil
+
+	if r.cfg.thresholdSet && r.cfg.mode != SnapshotManual && crossed(before, root.committed, r.cfg.threshold) {
+		r.autoSnapshot(ctx, root)
+	}
+	return nil
+}
+
+// crossed reports whether going from version before to version after passes
+// a multiple of n: after/n > before/n.
+func crossed(before, after, n int64) bool {
+	return n > 0 && after > before && after/n > before/n
+}
+
+func (r *Repository[S]) autoSnapshot(ctx context.Context, root *Root[S]) {
+	snap, err := r.capture(root)
+	if err != nil {
+		r.snapshotFailed(root.id, root.committed, r.cfg.mode, err)
+		return
+	}
+	switch r.cfg.mode {
+	case SnapshotSync:
+		r.writeSnapshot(ctx, snap, SnapshotSync)
+	case SnapshotBackground:
+		switch r.bg.schedule(snap) {
+		case scheduleSuperseded:
+			r.stats.superseded.Add(1)
+		case scheduleFull:
+			r.stats.dropped.Add(1)
+			r.report(snap.AggregateID, snap.Version, SnapshotBackground, fmt.Errorf("%w (%d aggregates waiting)", ErrSnapshotBacklog, r.cfg.maxPending))
+		case scheduleClosed:
+			r.snapshotFailed(snap.AggregateID, snap.Version, SnapshotBackground, ErrClosed)
+		}
+	}
+}
+
+// capture takes the snapshot of root's committed state now.
+func (r *Repository[S]) capture(root *Root[S]) (snapshots.Snapshot, error) {
+	rec, err := r.state.ToRecord(root.state)
+	if err != nil {
+		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s version %d: state: %w", r.typ.Name, root.id, root.committed, err)
+	}
+	return snapshots.Snapshot{
+		AggregateID:   root.id,
+		AggregateType: r.typ.Name,
+		Version:       root.committed,
+		SchemaVersion: r.typ.schemaVersion(),
+		CreatedAt:     r.cfg.now().UTC(),
+		Position:      root.last,
+		State:         rec,
+	}, nil
+}
+
+// writeSnapshot stores snap and accounts for the outcome. It returns the
+// store's error.
+func (r *Repository[S]) writeSnapshot(ctx context.Context, snap snapshots.Snapshot, mode SnapshotMode) error {
+	err := r.cfg.store.Put(ctx, snap)
+	switch {
+	case err == nil:
+		r.stats.written.Add(1)
+		if h := r.cfg.hooks.SnapshotWritten; h != nil {
+			h(snap.AggregateType, snap.AggregateID, snap.Version, mode)
+		}
+	case errors.Is(err, snapshots.ErrStale):
+		// A newer snapshot of the aggregate is already stored.
+		r.stats.superseded.Add(1)
+	default:
+		r.snapshotFailed(snap.AggregateID, snap.Version, mode, err)
+	}
+	return err
+}
+
+func (r *Repository[S]) snapshotFailed(id uuid.UUID, version int64, mode SnapshotMode, err error) {
+	r.stats.failed.Add(1)
+	r.report(id, version, mode, err)
+}
+
+func (r *Repository[S]) report(id uuid.UUID, version int64, mode SnapshotMode, err error) {
+	r.cfg.logger.Error("snapshot not written",
+		slog.String("aggregate_type", r.typ.Name), slog.String("aggregate_id", id.String()),
+		slog.Int64("version", version), slog.String("mode", mode.String()), slog.Any("error", err))
+	if h := r.cfg.hooks.SnapshotFailed; h != nil {
+		h(SnapshotFailure{AggregateType: r.typ.Name, AggregateID: id, Version: version, Mode: mode, Err: err})
+	}
+}
+
+// CreateSnapshot writes a snapshot of the aggregate at its current version
+// and returns it, whatever the snapshot mode. It refuses an aggregate with
+// uncommitted events (ErrUncommitted) or with no events (ErrNotFound).
+func (r *Repository[S]) CreateSnapshot(ctx context.Context, root *Root[S]) (snapshots.Snapshot, error) {
+	switch {
+	case r.cfg.store == nil:
+		return snapshots.Snapshot{}, ErrNoSnapshotStore
+	case root == nil:
+		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s: nil aggregate", r.typ.Name)
+	case root.typ != r.typ:
+		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s: aggregate belongs to another repository", r.typ.Name, root.id)
+	case len(root.uncommitted) > 0:
+		return snapshots.Snapshot{}, fmt.Errorf("%w: %s %s has %d unsaved events (version %d, saved %d); save it first",
+			ErrUncommitted, r.typ.Name, root.id, len(root.uncommitted), root.version, root.committed)
+	case root.committed == 0:
+		return snapshots.Snapshot{}, fmt.Errorf("%w: %s %s has no saved events to snapshot", ErrNotFound, r.typ.Name, root.id)
+	}
+	snap, err := r.capture(root)
+	if err != nil {
+		r.snapshotFailed(root.id, root.committed, SnapshotManual, err)
+		return snapshots.Snapshot{}, err
+	}
+	if err := r.writeSnapshot(ctx, snap, SnapshotManual); err != nil {
+		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s version %d: %w", r.typ.Name, root.id, root.committed, err)
+	}
+	return snap, nil
+}
+
+// PendingSnapshots returns how many background snapshots are waiting or
+// being written.
+func (r *Repository[S]) PendingSnapshots() int { return r.bg.pending() }
+
+// AwaitPendingSnapshots waits until every background snapshot scheduled
+// before the call is written (or failed, or replaced by a newer one of the
+// same aggregate) and returns how many it waited for. It returns early with
+// ctx's error.
+func (r *Repository[S]) AwaitPendingSnapshots(ctx context.Context) (int, error) {
+	return r.bg.await(ctx)
+}
+
+// Stats returns the repository's counters.
+func (r *Repository[S]) Stats() Stats { return r.stats.stats() }
+
+// Close writes the background snapshots still waiting, then stops. It is
+// idempotent. Snapshots scheduled after Close are reported as failed with
+// ErrClosed.
+func (r *Repository[S]) Close() error {
+	r.bg.close()
+	return nil
+}

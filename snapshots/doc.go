@@ -1,0 +1,22 @@
+// Package snapshots stores aggregate snapshots: the state of one aggregate at
+// one version, and the log position of the last event it includes.
+//
+// A snapshot is an optimisation only. A load that finds no snapshot, or one
+// it cannot use, replays the aggregate's events and gets the same state; see
+// package aggregate for the rules. Stores therefore favour never going
+// backwards over never losing: a [Store] never replaces the snapshot it holds
+// for an aggregate with one of a lower version.
+//
+// The state of a snapshot is a generic record (map[string]any of plain Go
+// values, see [Snapshot.State]), so that one store serves every aggregate
+// type and encodings such as Avro can write it as a real record. [Marshal]
+// and [Unmarshal] turn a Go struct into such a record and back, guided by
+// `avro:"name"` struct tags.
+//
+// [Memory] is the in-process store, the embedded default. [AvroCodec] encodes
+// snapshots as Avro single-object encoded records with the schemas in
+// package schemas; stores that keep bytes (a Kafka compacted topic) use it.
+//
+// The conformance suite in snapshots/snapshotstest states the Store contract
+// as tests that every implementation passes.
+package snapshots

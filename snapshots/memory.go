@@ -1,0 +1,115 @@
+package snapshots
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// Memory is an in-process Store: the embedded default. It keeps one snapshot
+// per aggregate and never lets a lower version replace a higher one.
+//
+// Snapshots are deep-copied on the way in and out, so callers may keep and
+// change what they passed or got. A Memory is safe for concurrent use; the
+// zero value is ready to use.
+type Memory struct {
+	mu sync.RWMutex
+	m  map[memKey]Snapshot
+}
+
+type memKey struct {
+	typ string
+	id  uuid.UUID
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory { return &Memory{} }
+
+// Get implements Store.
+func (s *Memory) Get(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, err
+	}
+	s.mu.RLock()
+	snap, ok := s.m[memKey{aggregateType, aggregateID}]
+	s.mu.RUnlock()
+	if !ok {
+		return Snapshot{}, fmt.Errorf("%w: %s %s", ErrNotFound, aggregateType, aggregateID)
+	}
+	snap.State = CloneRecord(snap.State)
+	return snap, nil
+}
+
+// Put implements Store.
+func (s *Memory) Put(ctx context.Context, snap Snapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := snap.Validate(); err != nil {
+		return err
+	}
+	snap.State = CloneRecord(snap.State)
+	k := memKey{snap.AggregateType, snap.AggregateID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.m[k]; ok && cur.Version > snap.Version {
+		return fmt.Errorf("%w: %s %s: have version %d, refusing version %d", ErrStale, snap.AggregateType, snap.AggregateID, cur.Version, snap.Version)
+	}
+	if s.m == nil {
+		s.m = make(map[memKey]Snapshot)
+	}
+	s.m[k] = snap
+	return nil
+}
+
+// Delete implements Store.
+func (s *Memory) Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.m, memKey{aggregateType, aggregateID})
+	s.mu.Unlock()
+	return nil
+}
+
+// Len returns how many snapshots the store holds.
+func (s *Memory) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m)
+}
+
+// CloneRecord returns a deep copy of a record: maps, slices and byte slices
+// are copied, other values are shared (they are immutable).
+func CloneRecord(r map[string]any) map[string]any {
+	if r == nil {
+		return nil
+	}
+	c := make(map[string]any, len(r))
+	for k, v := range r {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return CloneRecord(v)
+	case []any:
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = cloneValue(e)
+		}
+		return c
+	case []byte:
+		return append([]byte(nil), v...)
+	default:
+		return v
+	}
+}

@@ -290,8 +290,8 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 	if root == nil {
 		return fmt.Errorf("aggregate: save %s: nil aggregate", r.typ.Name)
 	}
-	if root.typ != r.typ {
-		return fmt.Errorf("aggregate: save %s %s: aggregate belongs to another repository", r.typ.Name, root.id)
+	if !r.owns(root) {
+		return fmt.Errorf("aggregate: save %s %s: the aggregate is a %s of schema version %d", r.typ.Name, root.id, root.typ.Name, root.typ.schemaVersion())
 	}
 	if len(root.uncommitted) == 0 {
 		return nil
@@ -332,6 +332,12 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 		r.autoSnapshot(ctx, root)
 	}
 	return nil
+}
+
+// owns reports whether root is of the repository's aggregate type and schema
+// version (it may come from another repository of the same type).
+func (r *Repository[S]) owns(root *Root[S]) bool {
+	return root.typ == r.typ || (root.typ.Name == r.typ.Name && root.typ.schemaVersion() == r.typ.schemaVersion())
 }
 
 // crossed reports whether going from version before to version after passes
@@ -421,8 +427,8 @@ func (r *Repository[S]) CreateSnapshot(ctx context.Context, root *Root[S]) (snap
 		return snapshots.Snapshot{}, ErrNoSnapshotStore
 	case root == nil:
 		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s: nil aggregate", r.typ.Name)
-	case root.typ != r.typ:
-		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s: aggregate belongs to another repository", r.typ.Name, root.id)
+	case !r.owns(root):
+		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s: the aggregate is a %s of schema version %d", r.typ.Name, root.id, root.typ.Name, root.typ.schemaVersion())
 	case len(root.uncommitted) > 0:
 		return snapshots.Snapshot{}, fmt.Errorf("%w: %s %s has %d unsaved events (version %d, saved %d); save it first",
 			ErrUncommitted, r.typ.Name, root.id, len(root.uncommitted), root.version, root.committed)

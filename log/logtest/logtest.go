@@ -251,7 +251,7 @@ func testConflict(t *testing.T, l Log) {
 			t.Fatalf("conflict error %+v, want id %s expected %d actual 3", ce, id, exp)
 		}
 	}
-	if n := len(mustRead(t, l, typ, id, 0).Events); n != 3 {
+	if n := len(Winners(t, mustRead(t, l, typ, id, 0).Events)); n != 3 {
 		t.Fatalf("after conflicts the aggregate has %d events, want 3", n)
 	}
 }

@@ -1,0 +1,835 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Record headers of a stored event. The aggregate id is the record key, the
+// payload is the record value and the record timestamp is the occurred-at
+// time in milliseconds.
+const (
+	HeaderEventID       = "snaplog.event_id"
+	HeaderEventType     = "snaplog.event_type"
+	HeaderAggregateType = "snaplog.aggregate_type"
+	HeaderVersion       = "snaplog.version"  // decimal
+	HeaderExpected      = "snaplog.expected" // decimal: the version the save expected
+	HeaderSave          = "snaplog.save"     // the id of the save's first event
+	HeaderOccurredAt    = "snaplog.occurred_at"
+	HeaderContentType   = "content-type"
+	HeaderCorrelationID = "snaplog.correlation_id"
+	HeaderCausationID   = "snaplog.causation_id"
+	// HeaderMetaPrefix prefixes the keys of Metadata.Values.
+	HeaderMetaPrefix = "snaplog.meta."
+)
+
+// ErrTopicConfig is reported (through errors.Is) when an events topic is
+// configured so that it could lose events: compacted, or with finite
+// retention. The log refuses to write to such a topic.
+var ErrTopicConfig = errors.New("log: events topic could lose events")
+
+// DefaultTopicPrefix is the default prefix of events topic names: the topic
+// of aggregate type T is DefaultTopicPrefix + T.
+const DefaultTopicPrefix = "snaplog.events."
+
+// Kafka is the event log on Apache Kafka. Each aggregate type has a topic
+// (prefix + type name) whose records are keyed by aggregate id and
+// partitioned by the Java client's default partitioner, so every client that
+// partitions by key agrees on where an aggregate lives.
+//
+// Kafka has no conditional append. Kafka implements Append's optimistic
+// concurrency with a rule that every reader applies (Sequencer): each record
+// carries the version its save expected and the save's id; the first save to
+// claim a version wins. After its records are acknowledged, Append reads the
+// aggregate's partition from the caller's Expected.ReadTo up to its own first
+// record to learn whether it won, and reports a *ConflictError if it did not.
+// A one-event save is one record; a save of several events is one Kafka
+// transaction, and Read uses read_committed, so readers see all of a save or
+// none of it.
+//
+// Producers are idempotent with acks=all. Kafka owns its clients, built from
+// the kgo options given to NewKafka, and closes them in Close.
+type Kafka struct {
+	cfg kafkaConfig
+	cl  *kgo.Client // non-transactional producer, metadata and fetches
+	adm *kadm.Client
+	dec kgo.Decompressor
+
+	txns     chan *kgo.Client // idle transactional producers
+	txnMu    sync.Mutex
+	txnCount int
+
+	mu     sync.Mutex
+	topics map[string]*kafkaTopic
+
+	closeOnce sync.Once
+}
+
+type kafkaTopic struct {
+	name       string
+	id         [16]byte
+	partitions int32
+	leaders    []int32
+}
+
+type kafkaConfig struct {
+	clientOpts   []kgo.Opt
+	prefix       string
+	partitions   int32
+	replication  int16
+	autoCreate   bool
+	txnProducers int
+	txnPrefix    string
+	fetchBytes   int32
+	logger       *slog.Logger
+	errs         []error
+}
+
+// KafkaOption configures a Kafka log.
+type KafkaOption interface{ applyKafka(*kafkaConfig) }
+
+type kafkaOption func(*kafkaConfig)
+
+func (f kafkaOption) applyKafka(c *kafkaConfig) { f(c) }
+
+// KafkaClient sets the franz-go options of the log's clients: seed brokers,
+// TLS, SASL and the like. Required (at least kgo.SeedBrokers). The log adds
+// what it needs: acks=all, idempotence, no linger, explicit partitioning,
+// and transactional ids for its transactional producers.
+func KafkaClient(opts ...kgo.Opt) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.clientOpts = append(c.clientOpts, opts...) })
+}
+
+// WithTopicPrefix sets the prefix of events topic names. Default:
+// DefaultTopicPrefix ("snaplog.events.").
+func WithTopicPrefix(p string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.prefix = p })
+}
+
+// WithTopicPartitions sets the partition count of the topics the log
+// creates. Default: 6. The partition count of an existing events topic must
+// never change: it decides where each aggregate lives.
+func WithTopicPartitions(n int32) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithTopicPartitions: must be positive, got %d", n))
+		}
+		c.partitions = n
+	})
+}
+
+// WithReplicationFactor sets the replication factor of the topics the log
+// creates. Default: -1, the broker's default.replication.factor.
+func WithReplicationFactor(n int16) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n == 0 || n < -1 {
+			c.errs = append(c.errs, fmt.Errorf("WithReplicationFactor: must be positive or -1, got %d", n))
+		}
+		c.replication = n
+	})
+}
+
+// WithAutoCreateTopics sets whether Append creates a missing events topic.
+// Default: true. EnsureTopic creates topics explicitly either way.
+func WithAutoCreateTopics(create bool) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.autoCreate = create })
+}
+
+// WithTransactionalProducers sets how many transactional producers the log
+// may use at once for saves of several events. Default: 2.
+func WithTransactionalProducers(n int) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithTransactionalProducers: must be positive, got %d", n))
+		}
+		c.txnProducers = n
+	})
+}
+
+// WithTransactionalIDPrefix sets the prefix of the log's transactional ids;
+// each producer appends a number. Default: "snaplog-log-" and a random id,
+// new for every Kafka value.
+func WithTransactionalIDPrefix(p string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if p == "" {
+			c.errs = append(c.errs, errors.New("WithTransactionalIDPrefix: empty prefix"))
+		}
+		c.txnPrefix = p
+	})
+}
+
+// WithKafkaLogger sets the log's logger. Default: nothing is logged.
+func WithKafkaLogger(l *slog.Logger) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if l == nil {
+			c.errs = append(c.errs, errors.New("WithKafkaLogger: nil logger"))
+		}
+		c.logger = l
+	})
+}
+
+var _ interface {
+	Append(context.Context, string, uuid.UUID, Expected, []Event) ([]Event, error)
+	Read(context.Context, string, uuid.UUID, int64) (Tail, error)
+} = (*Kafka)(nil)
+
+// NewKafka returns a Kafka log. It validates every option and reports all
+// problems at once; it does no I/O (see EnsureTopic and Ping).
+func NewKafka(opts ...KafkaOption) (*Kafka, error) {
+	c := kafkaConfig{
+		prefix:       DefaultTopicPrefix,
+		partitions:   6,
+		replication:  -1,
+		autoCreate:   true,
+		txnProducers: 2,
+		txnPrefix:    "snaplog-log-" + uuid.NewString() + "-",
+		fetchBytes:   4 << 20,
+		logger:       slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o.applyKafka(&c)
+	}
+	if len(c.clientOpts) == 0 {
+		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+	}
+	if len(c.errs) > 0 {
+		return nil, fmt.Errorf("log: new kafka log: %w", errors.Join(c.errs...))
+	}
+	cl, err := kgo.NewClient(c.producerOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("log: new kafka log: %w", err)
+	}
+	return &Kafka{
+		cfg:    c,
+		cl:     cl,
+		adm:    kadm.NewClient(cl),
+		dec:    kgo.DefaultDecompressor(),
+		txns:   make(chan *kgo.Client, c.txnProducers),
+		topics: make(map[string]*kafkaTopic),
+	}, nil
+}
+
+func (c *kafkaConfig) producerOpts(extra ...kgo.Opt) []kgo.Opt {
+	opts := append([]kgo.Opt(nil), c.clientOpts...)
+	opts = append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)
+	return append(opts, extra...)
+}
+
+// Close closes the log's clients. It is idempotent.
+func (k *Kafka) Close() {
+	k.closeOnce.Do(func() {
+		k.txnMu.Lock()
+		defer k.txnMu.Unlock()
+		for i := 0; i < k.txnCount; i++ {
+			(<-k.txns).Close()
+		}
+		k.cl.Close()
+	})
+}
+
+// Ping checks that the cluster answers.
+func (k *Kafka) Ping(ctx context.Context) error {
+	if err := k.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("log: ping kafka: %w", err)
+	}
+	return nil
+}
+
+// Topic returns the name of an aggregate type's events topic.
+func (k *Kafka) Topic(aggregateType string) string { return k.cfg.prefix + aggregateType }
+
+// EnsureTopic creates the aggregate type's events topic if it is missing,
+// with the configured partitions and replication, retention.ms=-1,
+// retention.bytes=-1 and cleanup.policy=delete, and checks an existing one:
+// a topic that is compacted or has finite retention is refused with an error
+// wrapping ErrTopicConfig that names the topic and the setting.
+func (k *Kafka) EnsureTopic(ctx context.Context, aggregateType string) error {
+	_, err := k.topic(ctx, aggregateType, true)
+	return err
+}
+
+// Partitions returns the partition count of the aggregate type's topic.
+func (k *Kafka) Partitions(ctx context.Context, aggregateType string) (int32, error) {
+	t, err := k.topic(ctx, aggregateType, false)
+	if err != nil {
+		return 0, err
+	}
+	if t == nil {
+		return 0, fmt.Errorf("log: topic %s does not exist", k.Topic(aggregateType))
+	}
+	return t.partitions, nil
+}
+
+// topic returns the checked topic of an aggregate type, creating it when
+// create is set, or nil when it does not exist and create is not set.
+func (k *Kafka) topic(ctx context.Context, aggregateType string, create bool) (*kafkaTopic, error) {
+	if aggregateType == "" {
+		return nil, fmt.Errorf("%w: empty aggregate type", ErrInvalidEvent)
+	}
+	k.mu.Lock()
+	t := k.topics[aggregateType]
+	k.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	name := k.Topic(aggregateType)
+	d, err := k.metadata(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("log: describe topic %s: %w", name, err)
+	}
+	if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		if !create {
+			return nil, nil
+		}
+		if err := k.createTopic(ctx, name); err != nil {
+			return nil, err
+		}
+		return k.topic(ctx, aggregateType, false)
+	}
+	if d.Err != nil {
+		return nil, fmt.Errorf("log: describe topic %s: %w", name, d.Err)
+	}
+	if err := k.checkConfig(ctx, name); err != nil {
+		return nil, err
+	}
+	t = &kafkaTopic{name: name, id: d.ID, partitions: int32(len(d.Partitions)), leaders: make([]int32, len(d.Partitions))}
+	for _, p := range d.Partitions {
+		if p.Partition >= 0 && int(p.Partition) < len(t.leaders) {
+			t.leaders[p.Partition] = p.Leader
+		}
+	}
+	k.mu.Lock()
+	if have := k.topics[aggregateType]; have != nil {
+		t = have
+	} else {
+		k.topics[aggregateType] = t
+	}
+	k.mu.Unlock()
+	return t, nil
+}
+
+func (k *Kafka) createTopic(ctx context.Context, name string) error {
+	cfg := map[string]*string{
+		"cleanup.policy":  kadm.StringPtr("delete"),
+		"retention.ms":    kadm.StringPtr("-1"),
+		"retention.bytes": kadm.StringPtr("-1"),
+	}
+	_, err := k.adm.CreateTopic(ctx, k.cfg.partitions, k.cfg.replication, cfg, name)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("log: create topic %s: %w", name, err)
+	}
+	k.cfg.logger.Info("created events topic", slog.String("topic", name), slog.Int("partitions", int(k.cfg.partitions)))
+	// Metadata reaches every broker shortly after creation.
+	for i := 0; i < 100; i++ {
+		d, err := k.metadata(ctx, name)
+		if err == nil && d.Err == nil && len(d.Partitions) > 0 && allLed(d.Partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("log: topic %s created but has no leaders", name)
+}
+
+// metadata asks the cluster, bypassing every cache, for one topic's id,
+// partitions and leaders.
+func (k *Kafka) metadata(ctx context.Context, name string) (kadm.TopicDetail, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(name)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, k.cl)
+	if err != nil {
+		return kadm.TopicDetail{}, err
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != name {
+			continue
+		}
+		d := kadm.TopicDetail{Topic: name, ID: t.TopicID, Err: kerr.ErrorForCode(t.ErrorCode), Partitions: kadm.PartitionDetails{}}
+		for _, p := range t.Partitions {
+			d.Partitions[p.Partition] = kadm.PartitionDetail{Topic: name, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Err: kerr.ErrorForCode(p.ErrorCode)}
+		}
+		return d, nil
+	}
+	return kadm.TopicDetail{Topic: name, Err: kerr.UnknownTopicOrPartition}, nil
+}
+
+func allLed(ps kadm.PartitionDetails) bool {
+	for _, p := range ps {
+		if p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkConfig refuses a topic that could delete events (I1).
+func (k *Kafka) checkConfig(ctx context.Context, name string) error {
+	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return fmt.Errorf("log: describe configs of topic %s: %w", name, err)
+	}
+	rc, err := rcs.On(name, nil)
+	if err != nil {
+		return fmt.Errorf("log: describe configs of topic %s: %w", name, err)
+	}
+	if rc.Err != nil {
+		return fmt.Errorf("log: describe configs of topic %s: %w", name, rc.Err)
+	}
+	return CheckTopicConfig(name, func(key string) (string, bool) {
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value, true
+			}
+		}
+		return "", false
+	})
+}
+
+// CheckTopicConfig reports, as an error wrapping ErrTopicConfig, every
+// setting of an events topic that could delete events: a cleanup.policy
+// other than delete, a retention.ms or retention.bytes other than -1.
+// lookup returns a setting's effective value.
+func CheckTopicConfig(topic string, lookup func(key string) (string, bool)) error {
+	var errs []error
+	if v, ok := lookup("cleanup.policy"); !ok || strings.TrimSpace(v) != "delete" {
+		errs = append(errs, fmt.Errorf("%w: topic %s has cleanup.policy=%q, need \"delete\" (compaction keeps only the latest event of each aggregate)", ErrTopicConfig, topic, v))
+	}
+	for _, key := range []string{"retention.ms", "retention.bytes"} {
+		v, ok := lookup(key)
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); !ok || err != nil || n != -1 {
+			errs = append(errs, fmt.Errorf("%w: topic %s has %s=%q, need -1 (events must be kept forever)", ErrTopicConfig, topic, key, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Append implements the log port; see the Kafka type for how.
+//
+// Expected.ReadTo must be the Tail.End of a Read of this aggregate that
+// returned it at Expected.Version (or the end after the caller's last
+// successful Append); 0 makes Append check the whole partition. An Append
+// that fails with an error other than a conflict may or may not have stored
+// its events: reload the aggregate to find out.
+func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected Expected, events []Event) ([]Event, error) {
+	if err := Validate(aggregateType, aggregateID, expected.Version, events); err != nil {
+		return nil, err
+	}
+	t, err := k.topic(ctx, aggregateType, k.cfg.autoCreate)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, fmt.Errorf("log: append %s %s: topic %s does not exist", aggregateType, aggregateID, k.Topic(aggregateType))
+	}
+	p := Partition(aggregateID, t.partitions)
+	key := Key(aggregateID)
+	save := events[0].ID
+	recs := make([]*kgo.Record, len(events))
+	for i := range events {
+		events[i].Expected, events[i].Save = expected.Version, save
+		recs[i] = toRecord(t.name, p, key, &events[i])
+	}
+	if len(recs) == 1 {
+		if err := k.cl.ProduceSync(ctx, recs[0]).FirstErr(); err != nil {
+			return nil, fmt.Errorf("log: append %s %s to %s/%d: %w", aggregateType, aggregateID, t.name, p, err)
+		}
+	} else if err := k.produceTxn(ctx, recs); err != nil {
+		return nil, fmt.Errorf("log: append %s %s (%d events) to %s/%d: %w", aggregateType, aggregateID, len(recs), t.name, p, err)
+	}
+	first := recs[0].Offset
+
+	// Learn whether this save won: apply the winner rule to the aggregate's
+	// records from where the caller read up to this save's first record.
+	seq := Sequencer{Version: expected.Version}
+	from := expected.ReadTo
+	if from <= 0 || from > first {
+		from, seq = 0, Sequencer{}
+	}
+	won := false
+	_, _, err = k.scan(ctx, t, p, from, first+1, func(r *kgo.Record) error {
+		if !bytes.Equal(r.Key, key) {
+			return nil
+		}
+		e, err := fromRecord(r)
+		if err != nil {
+			if r.Offset == first {
+				return err
+			}
+			return nil // not ours and not readable: no reader counts it either
+		}
+		ok := seq.Next(e)
+		if r.Offset == first {
+			won = ok
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.name, p, first, err)
+	}
+	if !won {
+		return nil, &ConflictError{AggregateType: aggregateType, AggregateID: aggregateID, Expected: expected.Version, Actual: seq.Version}
+	}
+	out := make([]Event, len(events))
+	for i, e := range events {
+		e.Position = Position{Partition: p, Offset: recs[i].Offset}
+		out[i] = e
+	}
+	return out, nil
+}
+
+func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
+	cl, err := k.txnClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { k.txns <- cl }()
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		abortCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.AbortBufferedRecords(abortCtx)
+		if aerr := cl.EndTransaction(abortCtx, kgo.TryAbort); aerr != nil {
+			return errors.Join(err, fmt.Errorf("abort: %w", aerr))
+		}
+		return err
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		abortCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if aerr := cl.EndTransaction(abortCtx, kgo.TryAbort); aerr != nil {
+			return errors.Join(fmt.Errorf("commit: %w", err), fmt.Errorf("abort: %w", aerr))
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// txnClient takes an idle transactional producer, creating one while fewer
+// than the configured number exist.
+func (k *Kafka) txnClient(ctx context.Context) (*kgo.Client, error) {
+	select {
+	case cl := <-k.txns:
+		return cl, nil
+	default:
+	}
+	k.txnMu.Lock()
+	if k.txnCount < k.cfg.txnProducers {
+		id := k.cfg.txnPrefix + strconv.Itoa(k.txnCount)
+		cl, err := kgo.NewClient(k.cfg.producerOpts(kgo.TransactionalID(id), kgo.TransactionTimeout(30*time.Second))...)
+		if err != nil {
+			k.txnMu.Unlock()
+			return nil, err
+		}
+		k.txnCount++
+		k.txnMu.Unlock()
+		return cl, nil
+	}
+	k.txnMu.Unlock()
+	select {
+	case cl := <-k.txns:
+		return cl, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Read implements the log port: the aggregate's records at offsets from
+// `from` on, up to the partition's last stable offset as of the call, read
+// with read_committed. Records of a save that lost are included (readers
+// apply Sequencer); records of the aggregate that are not snaplog events are
+// an error naming their topic, partition and offset.
+func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (Tail, error) {
+	if from < 0 {
+		return Tail{}, fmt.Errorf("log: read %s %s: negative offset %d", aggregateType, aggregateID, from)
+	}
+	t, err := k.topic(ctx, aggregateType, false)
+	if err != nil {
+		return Tail{}, err
+	}
+	if t == nil {
+		if err := ctx.Err(); err != nil {
+			return Tail{}, err
+		}
+		return Tail{}, nil
+	}
+	p := Partition(aggregateID, t.partitions)
+	key := Key(aggregateID)
+	tail := Tail{Partition: p}
+	end, scanned, err := k.scan(ctx, t, p, from, -1, func(r *kgo.Record) error {
+		if !bytes.Equal(r.Key, key) {
+			return nil
+		}
+		e, err := fromRecord(r)
+		if err != nil {
+			return err
+		}
+		tail.Events = append(tail.Events, e)
+		return nil
+	})
+	if err != nil {
+		return Tail{}, fmt.Errorf("log: read %s %s: %w", aggregateType, aggregateID, err)
+	}
+	tail.End, tail.Scanned = end, scanned
+	return tail, nil
+}
+
+// scan fetches partition p of t with read_committed from offset `from` and
+// calls fn for every record below `until`; until < 0 means the partition's
+// last stable offset as of the first fetch. It returns the offset it read up
+// to and how many records it went through.
+func (k *Kafka) scan(ctx context.Context, t *kafkaTopic, p int32, from, until int64, fn func(*kgo.Record) error) (int64, int64, error) {
+	off := from
+	var scanned int64
+	backoff := 50 * time.Millisecond
+	for {
+		if until >= 0 && off >= until {
+			return off, scanned, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return off, scanned, err
+		}
+		leader := k.leader(t, p)
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis = 0
+		if until >= 0 {
+			req.MaxWaitMillis = 200 // waiting for records to become stable
+		}
+		req.MinBytes = 1
+		req.MaxBytes = k.cfg.fetchBytes
+		req.IsolationLevel = 1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = t.name, t.id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, k.cfg.fetchBytes
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+
+		var resp *kmsg.FetchResponse
+		var err error
+		if leader < 0 {
+			err = kerr.LeaderNotAvailable
+		} else {
+			var r kmsg.Response
+			r, err = k.cl.Broker(int(leader)).Request(ctx, req)
+			if err == nil {
+				resp = r.(*kmsg.FetchResponse)
+				err = kerr.ErrorForCode(resp.ErrorCode)
+			}
+		}
+		var part *kmsg.FetchResponseTopicPartition
+		if err == nil {
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				return off, scanned, fmt.Errorf("fetch %s/%d@%d: unexpected response shape", t.name, p, off)
+			}
+			part = &resp.Topics[0].Partitions[0]
+			err = kerr.ErrorForCode(part.ErrorCode)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return off, scanned, ctx.Err()
+			}
+			if !kerr.IsRetriable(err) && !isNetErr(err) {
+				return off, scanned, fmt.Errorf("fetch %s/%d@%d: %w", t.name, p, off, err)
+			}
+			k.refreshLeaders(ctx, t)
+			select {
+			case <-ctx.Done():
+				return off, scanned, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if until < 0 {
+			until = part.LastStableOffset
+			if until < 0 {
+				until = part.HighWatermark
+			}
+			if off >= until {
+				return off, scanned, nil
+			}
+		}
+		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			Offset:         off,
+			IsolationLevel: kgo.ReadCommitted(),
+			Topic:          t.name,
+			Partition:      p,
+		}, part, k.dec, nil)
+		if fp.Err != nil {
+			return off, scanned, fmt.Errorf("fetch %s/%d@%d: %w", t.name, p, off, fp.Err)
+		}
+		for _, r := range fp.Records {
+			if r.Offset >= until {
+				return until, scanned, nil
+			}
+			scanned++
+			if err := fn(r); err != nil {
+				return off, scanned, fmt.Errorf("%s/%d@%d: %w", t.name, p, r.Offset, err)
+			}
+		}
+		if next > off {
+			off = next
+		} else if part.LastStableOffset >= 0 && part.LastStableOffset > off && len(fp.Records) == 0 {
+			// Nothing decodable yet below the stable offset: wait and retry.
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// isNetErr reports a failure to reach the broker, which a restart of it
+// or a leader move explains.
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+func (k *Kafka) leader(t *kafkaTopic, p int32) int32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return t.leaders[p]
+}
+
+func (k *Kafka) refreshLeaders(ctx context.Context, t *kafkaTopic) {
+	d, err := k.metadata(ctx, t.name)
+	if err != nil || d.Err != nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, pd := range d.Partitions {
+		if pd.Partition >= 0 && int(pd.Partition) < len(t.leaders) {
+			t.leaders[pd.Partition] = pd.Leader
+		}
+	}
+}
+
+func toRecord(topic string, p int32, key []byte, e *Event) *kgo.Record {
+	h := make([]kgo.RecordHeader, 0, 10+len(e.Metadata.Values))
+	add := func(k, v string) { h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(HeaderEventID, e.ID.String())
+	add(HeaderEventType, e.Type)
+	add(HeaderAggregateType, e.AggregateType)
+	add(HeaderVersion, strconv.FormatInt(e.AggregateVersion, 10))
+	add(HeaderExpected, strconv.FormatInt(e.Expected, 10))
+	add(HeaderSave, e.Save.String())
+	add(HeaderOccurredAt, e.OccurredAt.UTC().Format(time.RFC3339Nano))
+	if e.ContentType != "" {
+		add(HeaderContentType, e.ContentType)
+	}
+	if e.Metadata.CorrelationID != uuid.Nil {
+		add(HeaderCorrelationID, e.Metadata.CorrelationID.String())
+	}
+	if e.Metadata.CausationID != uuid.Nil {
+		add(HeaderCausationID, e.Metadata.CausationID.String())
+	}
+	for k, v := range e.Metadata.Values {
+		add(HeaderMetaPrefix+k, v)
+	}
+	return &kgo.Record{
+		Topic:     topic,
+		Partition: p,
+		Key:       key,
+		Value:     e.Payload,
+		Headers:   h,
+		Timestamp: e.OccurredAt,
+	}
+}
+
+// FromRecord decodes a snaplog event from a Kafka record. It fails, naming
+// the header, on a record that is not one.
+func FromRecord(r *kgo.Record) (Event, error) { return fromRecord(r) }
+
+func fromRecord(r *kgo.Record) (Event, error) {
+	e := Event{
+		Payload:  r.Value,
+		Position: Position{Partition: r.Partition, Offset: r.Offset},
+	}
+	var err error
+	if e.AggregateID, err = uuid.ParseBytes(r.Key); err != nil {
+		return Event{}, fmt.Errorf("not a snaplog event: key %q is not an aggregate id: %w", r.Key, err)
+	}
+	seen := 0
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderEventID:
+			e.ID, err = uuid.Parse(v)
+			seen |= 1
+		case HeaderEventType:
+			e.Type = v
+			seen |= 2
+		case HeaderAggregateType:
+			e.AggregateType = v
+			seen |= 4
+		case HeaderVersion:
+			e.AggregateVersion, err = strconv.ParseInt(v, 10, 64)
+			seen |= 8
+		case HeaderExpected:
+			e.Expected, err = strconv.ParseInt(v, 10, 64)
+			seen |= 16
+		case HeaderSave:
+			e.Save, err = uuid.Parse(v)
+			seen |= 32
+		case HeaderOccurredAt:
+			e.OccurredAt, err = time.Parse(time.RFC3339Nano, v)
+			seen |= 64
+		case HeaderContentType:
+			e.ContentType = v
+		case HeaderCorrelationID:
+			e.Metadata.CorrelationID, err = uuid.Parse(v)
+		case HeaderCausationID:
+			e.Metadata.CausationID, err = uuid.Parse(v)
+		default:
+			if k, ok := strings.CutPrefix(h.Key, HeaderMetaPrefix); ok {
+				if e.Metadata.Values == nil {
+					e.Metadata.Values = make(map[string]string)
+				}
+				e.Metadata.Values[k] = v
+			}
+		}
+		if err != nil {
+			return Event{}, fmt.Errorf("not a snaplog event: header %s=%q: %w", h.Key, v, err)
+		}
+	}
+	if seen != 127 {
+		var missing []string
+		for i, name := range []string{HeaderEventID, HeaderEventType, HeaderAggregateType, HeaderVersion, HeaderExpected, HeaderSave, HeaderOccurredAt} {
+			if seen&(1<<i) == 0 {
+				missing = append(missing, name)
+			}
+		}
+		return Event{}, fmt.Errorf("not a snaplog event: missing headers %s", strings.Join(missing, ", "))
+	}
+	if e.AggregateVersion < 1 || e.Expected < 0 || e.Expected >= e.AggregateVersion {
+		return Event{}, fmt.Errorf("not a snaplog event: version %d with expected version %d", e.AggregateVersion, e.Expected)
+	}
+	return e, nil
+}

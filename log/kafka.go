@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,9 +76,13 @@ type Kafka struct {
 	txnMu    sync.Mutex
 	txnCount int
 
-	mu     sync.Mutex
-	topics map[string]*kafkaTopic
+	mu       sync.Mutex
+	topics   map[string]*kafkaTopic
+	checkers map[string]*topicChecker
 
+	ctx       context.Context // ends at Close; bounds the goroutines the log owns
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
@@ -215,13 +220,17 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log: new kafka log: %w", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Kafka{
-		cfg:    c,
-		cl:     cl,
-		adm:    kadm.NewClient(cl),
-		dec:    kgo.DefaultDecompressor(),
-		txns:   make(chan *kgo.Client, c.txnProducers),
-		topics: make(map[string]*kafkaTopic),
+		cfg:      c,
+		cl:       cl,
+		adm:      kadm.NewClient(cl),
+		dec:      kgo.DefaultDecompressor(),
+		txns:     make(chan *kgo.Client, c.txnProducers),
+		topics:   make(map[string]*kafkaTopic),
+		checkers: make(map[string]*topicChecker),
+		ctx:      ctx,
+		cancel:   cancel,
 	}, nil
 }
 
@@ -235,9 +244,12 @@ func (c *kafkaConfig) producerOpts(extra ...kgo.Opt) []kgo.Opt {
 	return append(opts, extra...)
 }
 
-// Close closes the log's clients. It is idempotent.
+// Close closes the log's clients. It is idempotent. Appends still waiting
+// to learn their outcome fail.
 func (k *Kafka) Close() {
 	k.closeOnce.Do(func() {
+		k.cancel()
+		k.wg.Wait()
 		k.txnMu.Lock()
 		defer k.txnMu.Unlock()
 		for i := 0; i < k.txnCount; i++ {
@@ -465,32 +477,14 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 
 	// Learn whether this save won: apply the winner rule to the aggregate's
 	// records from where the caller read up to this save's first record.
-	seq := Sequencer{Version: expected.Version}
-	from := expected.ReadTo
-	if from <= 0 || from > first {
-		from, seq = 0, Sequencer{}
+	c := &check{key: key, p: p, from: expected.ReadTo, first: first, seq: Sequencer{Version: expected.Version}, done: make(chan error, 1)}
+	if c.from <= 0 || c.from > first {
+		c.from, c.seq = 0, Sequencer{}
 	}
-	won := false
-	_, _, err = k.scan(ctx, t, p, from, first+1, func(r *kgo.Record) error {
-		if !bytes.Equal(r.Key, key) {
-			return nil
-		}
-		e, err := fromRecord(r)
-		if err != nil {
-			if r.Offset == first {
-				return err
-			}
-			return nil // not ours and not readable: no reader counts it either
-		}
-		ok := seq.Next(e)
-		if r.Offset == first {
-			won = ok
-		}
-		return nil
-	})
-	if err != nil {
+	if err := k.checker(t).wait(ctx, k, c); err != nil {
 		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.name, p, first, err)
 	}
+	won, seq := c.won, c.seq
 	if !won {
 		return nil, &ConflictError{AggregateType: aggregateType, AggregateID: aggregateID, Expected: expected.Version, Actual: seq.Version}
 	}
@@ -500,6 +494,180 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 		out[i] = e
 	}
 	return out, nil
+}
+
+// A check is one Append waiting to learn whether it won.
+type check struct {
+	key         []byte
+	p           int32
+	from, first int64
+	seq         Sequencer
+	won         bool
+	done        chan error
+}
+
+// A topicChecker serves the checks of one topic. Appends that wait at the
+// same time share its fetches: one fetch request covers every partition they
+// need, each from the earliest start to the latest first record, so
+// concurrent appenders cost a fetch per round, not a fetch each.
+//
+// The checker also remembers, per partition, the claims of the last
+// checkWindow records it read (offset, key, version, expected version,
+// save), so that the next round fetches only what is new.
+type topicChecker struct {
+	t       *kafkaTopic
+	mu      sync.Mutex
+	pending []*check
+	running bool
+
+	windows map[int32]*claimWindow // owned by the running goroutine
+}
+
+// claimWindow holds the claims of consecutive records of a partition: every
+// record at offsets [claims[0].offset, to) that a read_committed reader sees.
+type claimWindow struct {
+	claims []claim
+	to     int64
+}
+
+// checkWindow is how many recent records' claims a topicChecker keeps per
+// partition (about 100 bytes each).
+const checkWindow = 8192
+
+type claim struct {
+	offset int64
+	key    string
+	event  Event // AggregateVersion, Expected and Save only
+	err    error // the record is not a snaplog event
+}
+
+func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.checkers[t.name]
+	if c == nil {
+		c = &topicChecker{t: t, windows: make(map[int32]*claimWindow)}
+		k.checkers[t.name] = c
+	}
+	return c
+}
+
+func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
+	tc.mu.Lock()
+	tc.pending = append(tc.pending, c)
+	if !tc.running {
+		tc.running = true
+		k.wg.Add(1)
+		go tc.run(k)
+	}
+	tc.mu.Unlock()
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (tc *topicChecker) run(k *Kafka) {
+	defer k.wg.Done()
+	for {
+		tc.mu.Lock()
+		batch := tc.pending
+		tc.pending = nil
+		if len(batch) == 0 {
+			tc.running = false
+			tc.mu.Unlock()
+			return
+		}
+		tc.mu.Unlock()
+		err := tc.round(k, batch)
+		for _, c := range batch {
+			c.done <- err
+		}
+	}
+}
+
+// round answers a batch of checks.
+func (tc *topicChecker) round(k *Kafka, batch []*check) error {
+	type part struct {
+		byKey       map[string][]*check
+		from, until int64
+	}
+	parts := map[int32]*part{}
+	for _, c := range batch {
+		pt := parts[c.p]
+		if pt == nil {
+			pt = &part{byKey: map[string][]*check{}, from: c.from, until: c.first + 1}
+			parts[c.p] = pt
+		}
+		pt.from, pt.until = min(pt.from, c.from), max(pt.until, c.first+1)
+		pt.byKey[string(c.key)] = append(pt.byKey[string(c.key)], c)
+	}
+	apply := func(pt *part, cl claim) error {
+		for _, c := range pt.byKey[cl.key] {
+			if cl.offset < c.from || cl.offset > c.first {
+				continue
+			}
+			if cl.err != nil {
+				if cl.offset == c.first {
+					return cl.err // our own record must decode
+				}
+				continue // not a snaplog event: no reader counts it
+			}
+			ok := c.seq.Next(cl.event)
+			if cl.offset == c.first {
+				c.won = ok
+			}
+		}
+		return nil
+	}
+	ranges := map[int32]*scanRange{}
+	for p, pt := range parts {
+		w := tc.windows[p]
+		if w == nil {
+			w = &claimWindow{}
+			tc.windows[p] = w
+		}
+		// Claims already read answer the start of the range.
+		if n := len(w.claims); n > 0 && pt.from >= w.claims[0].offset && pt.from <= w.to {
+			i := sort.Search(n, func(i int) bool { return w.claims[i].offset >= pt.from })
+			for _, cl := range w.claims[i:] {
+				if err := apply(pt, cl); err != nil {
+					return err
+				}
+			}
+			pt.from = w.to
+		} else {
+			w.claims, w.to = w.claims[:0], pt.from
+		}
+		if pt.from < pt.until {
+			ranges[p] = &scanRange{off: pt.from, until: pt.until}
+		}
+	}
+	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
+	defer cancel()
+	err := k.scanMany(ctx, tc.t, ranges, func(p int32, r *kgo.Record) error {
+		cl := claim{offset: r.Offset, key: string(r.Key)}
+		e, derr := fromRecord(r)
+		cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}
+		cl.err = derr
+		w := tc.windows[p]
+		w.claims = append(w.claims, cl)
+		return apply(parts[p], cl)
+	})
+	for p, rg := range ranges {
+		w := tc.windows[p]
+		if err != nil {
+			w.claims, w.to = w.claims[:0], 0
+			continue
+		}
+		w.to = rg.off
+		if len(w.claims) > checkWindow {
+			w.claims = append(w.claims[:0], w.claims[len(w.claims)-checkWindow/2:]...)
+		}
+	}
+	return err
 }
 
 func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
@@ -600,108 +768,157 @@ func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid
 	return tail, nil
 }
 
-// scan fetches partition p of t with read_committed from offset `from` and
-// calls fn for every record below `until`; until < 0 means the partition's
-// last stable offset as of the first fetch. It returns the offset it read up
-// to and how many records it went through.
+// scanRange is one partition's part of a scan: records from off up to
+// until; until < 0 means the partition's last stable offset as of the first
+// fetch.
+type scanRange struct {
+	off, until int64
+	scanned    int64
+}
+
+func (r *scanRange) done() bool { return r.until >= 0 && r.off >= r.until }
+
+// scan is scanMany of one partition. It returns the offset it read up to and
+// how many records it went through.
 func (k *Kafka) scan(ctx context.Context, t *kafkaTopic, p int32, from, until int64, fn func(*kgo.Record) error) (int64, int64, error) {
-	off := from
-	var scanned int64
+	r := &scanRange{off: from, until: until}
+	err := k.scanMany(ctx, t, map[int32]*scanRange{p: r}, func(_ int32, rec *kgo.Record) error { return fn(rec) })
+	return r.off, r.scanned, err
+}
+
+// scanMany fetches partitions of t with read_committed, each over its range,
+// all partitions led by one broker in one fetch request, and calls fn for
+// every record in range, in offset order per partition.
+func (k *Kafka) scanMany(ctx context.Context, t *kafkaTopic, ranges map[int32]*scanRange, fn func(int32, *kgo.Record) error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		if until >= 0 && off >= until {
-			return off, scanned, nil
+		byLeader := map[int32][]int32{}
+		for p, r := range ranges {
+			if !r.done() {
+				l := k.leader(t, p)
+				byLeader[l] = append(byLeader[l], p)
+			}
+		}
+		if len(byLeader) == 0 {
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return off, scanned, err
+			return err
 		}
-		leader := k.leader(t, p)
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis = 0
-		if until >= 0 {
-			req.MaxWaitMillis = 200 // waiting for records to become stable
-		}
-		req.MinBytes = 1
-		req.MaxBytes = k.cfg.fetchBytes
-		req.IsolationLevel = 1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = t.name, t.id
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, k.cfg.fetchBytes
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-
-		var resp *kmsg.FetchResponse
-		var err error
-		if leader < 0 {
-			err = kerr.LeaderNotAvailable
-		} else {
-			var r kmsg.Response
-			r, err = k.cl.Broker(int(leader)).Request(ctx, req)
+		retry := false
+		for leader, ps := range byLeader {
+			err := k.fetchOnce(ctx, t, leader, ps, ranges, fn)
 			if err == nil {
-				resp = r.(*kmsg.FetchResponse)
-				err = kerr.ErrorForCode(resp.ErrorCode)
+				continue
 			}
-		}
-		var part *kmsg.FetchResponseTopicPartition
-		if err == nil {
-			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-				return off, scanned, fmt.Errorf("fetch %s/%d@%d: unexpected response shape", t.name, p, off)
-			}
-			part = &resp.Topics[0].Partitions[0]
-			err = kerr.ErrorForCode(part.ErrorCode)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return off, scanned, ctx.Err()
+			var fe *fetchError
+			if errors.As(err, &fe) || ctx.Err() != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
 			}
 			if !kerr.IsRetriable(err) && !isNetErr(err) {
-				return off, scanned, fmt.Errorf("fetch %s/%d@%d: %w", t.name, p, off, err)
+				return fmt.Errorf("fetch %s: %w", t.name, err)
 			}
+			retry = true
+		}
+		if retry {
 			k.refreshLeaders(ctx, t)
 			select {
 			case <-ctx.Done():
-				return off, scanned, ctx.Err()
+				return ctx.Err()
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		if until < 0 {
-			until = part.LastStableOffset
-			if until < 0 {
-				until = part.HighWatermark
-			}
-			if off >= until {
-				return off, scanned, nil
-			}
-		}
-		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-			Offset:         off,
-			IsolationLevel: kgo.ReadCommitted(),
-			Topic:          t.name,
-			Partition:      p,
-		}, part, k.dec, nil)
-		if fp.Err != nil {
-			return off, scanned, fmt.Errorf("fetch %s/%d@%d: %w", t.name, p, off, fp.Err)
-		}
-		for _, r := range fp.Records {
-			if r.Offset >= until {
-				return until, scanned, nil
-			}
-			scanned++
-			if err := fn(r); err != nil {
-				return off, scanned, fmt.Errorf("%s/%d@%d: %w", t.name, p, r.Offset, err)
-			}
-		}
-		if next > off {
-			off = next
-		} else if part.LastStableOffset >= 0 && part.LastStableOffset > off && len(fp.Records) == 0 {
-			// Nothing decodable yet below the stable offset: wait and retry.
-			time.Sleep(10 * time.Millisecond)
+		} else {
+			backoff = 50 * time.Millisecond
 		}
 	}
+}
+
+// fetchError is a failure that retrying does not cure: a record fn refused,
+// or a corrupt batch.
+type fetchError struct{ err error }
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
+func (k *Kafka) fetchOnce(ctx context.Context, t *kafkaTopic, leader int32, ps []int32, ranges map[int32]*scanRange, fn func(int32, *kgo.Record) error) error {
+	if leader < 0 {
+		return kerr.LeaderNotAvailable
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis = 0
+	req.MinBytes = 1
+	req.MaxBytes = k.cfg.fetchBytes
+	req.IsolationLevel = 1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = t.name, t.id
+	for _, p := range ps {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, ranges[p].off, k.cfg.fetchBytes
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	r, err := k.cl.Broker(int(leader)).Request(ctx, req)
+	if err != nil {
+		return err
+	}
+	resp := r.(*kmsg.FetchResponse)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return err
+	}
+	var retriable error
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			part := &resp.Topics[i].Partitions[j]
+			rg := ranges[part.Partition]
+			if rg == nil {
+				continue
+			}
+			if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
+				if !kerr.IsRetriable(err) {
+					return &fetchError{fmt.Errorf("fetch %s/%d@%d: %w", t.name, part.Partition, rg.off, err)}
+				}
+				retriable = err
+				continue
+			}
+			if rg.until < 0 {
+				rg.until = part.LastStableOffset
+				if rg.until < 0 {
+					rg.until = part.HighWatermark
+				}
+				if rg.done() {
+					continue
+				}
+			}
+			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+				Offset:         rg.off,
+				IsolationLevel: kgo.ReadCommitted(),
+				Topic:          t.name,
+				Partition:      part.Partition,
+			}, part, k.dec, nil)
+			if fp.Err != nil {
+				return &fetchError{fmt.Errorf("fetch %s/%d@%d: %w", t.name, part.Partition, rg.off, fp.Err)}
+			}
+			for _, rec := range fp.Records {
+				if rec.Offset >= rg.until {
+					rg.off = rg.until
+					break
+				}
+				rg.scanned++
+				if err := fn(part.Partition, rec); err != nil {
+					return &fetchError{fmt.Errorf("%s/%d@%d: %w", t.name, part.Partition, rec.Offset, err)}
+				}
+				rg.off = rec.Offset + 1
+			}
+			if !rg.done() && next > rg.off {
+				rg.off = min(next, rg.until)
+			}
+		}
+	}
+	return retriable
 }
 
 // isNetErr reports a failure to reach the broker, which a restart of it

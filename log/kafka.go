@@ -478,6 +478,15 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	// Learn whether this save won: apply the winner rule to the aggregate's
 	// records from where the caller read up to this save's first record.
 	c := &check{key: key, p: p, from: expected.ReadTo, first: first, seq: Sequencer{Version: expected.Version}, done: make(chan error, 1)}
+	for i, r := range recs {
+		c.own = append(c.own, claim{offset: r.Offset, key: string(key), event: Event{AggregateVersion: events[i].AggregateVersion, Expected: expected.Version, Save: save}})
+	}
+	if len(recs) == 1 {
+		// Announce the record at once: concurrent appends whose ranges
+		// cover it need not fetch it. (A transaction's records are
+		// announced with their check, after the commit.)
+		k.checker(t).note(p, c.own)
+	}
 	if c.from <= 0 || c.from > first {
 		c.from, c.seq = 0, Sequencer{}
 	}
@@ -500,6 +509,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 type check struct {
 	key         []byte
 	p           int32
+	own         []claim // the claims of this save's records, known without reading them
 	from, first int64
 	seq         Sequencer
 	won         bool
@@ -512,12 +522,17 @@ type check struct {
 // concurrent appenders cost a fetch per round, not a fetch each.
 //
 // The checker also remembers, per partition, the claims of the last
-// checkWindow records it read (offset, key, version, expected version,
-// save), so that the next round fetches only what is new.
+// checkWindow records (offset, key, version, expected version, save), so
+// that the next round fetches only what is new. Records this log wrote
+// itself enter the window without a fetch: while every offset between a
+// check's start and its first record is one this log wrote, the check needs
+// no fetch at all. Any offset it did not write (another producer's record, a
+// transaction marker) is read from the broker.
 type topicChecker struct {
 	t       *kafkaTopic
 	mu      sync.Mutex
 	pending []*check
+	noted   map[int32][]claim // this log's records announced since the last round
 	running bool
 
 	windows map[int32]*claimWindow // owned by the running goroutine
@@ -528,6 +543,20 @@ type topicChecker struct {
 type claimWindow struct {
 	claims []claim
 	to     int64
+	own    map[int64]claim // claims of this log's records at or above to
+}
+
+// advance moves the window over the log's own records that follow it.
+func (w *claimWindow) advance() {
+	for {
+		cl, ok := w.own[w.to]
+		if !ok {
+			return
+		}
+		delete(w.own, w.to)
+		w.claims = append(w.claims, cl)
+		w.to++
+	}
 }
 
 // checkWindow is how many recent records' claims a topicChecker keeps per
@@ -552,6 +581,16 @@ func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
 	return c
 }
 
+// note announces records this log wrote and readers can see.
+func (tc *topicChecker) note(p int32, cls []claim) {
+	tc.mu.Lock()
+	if tc.noted == nil {
+		tc.noted = map[int32][]claim{}
+	}
+	tc.noted[p] = append(tc.noted[p], cls...)
+	tc.mu.Unlock()
+}
+
 func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
 	tc.mu.Lock()
 	tc.pending = append(tc.pending, c)
@@ -573,15 +612,15 @@ func (tc *topicChecker) run(k *Kafka) {
 	defer k.wg.Done()
 	for {
 		tc.mu.Lock()
-		batch := tc.pending
-		tc.pending = nil
+		batch, noted := tc.pending, tc.noted
+		tc.pending, tc.noted = nil, nil
 		if len(batch) == 0 {
 			tc.running = false
 			tc.mu.Unlock()
 			return
 		}
 		tc.mu.Unlock()
-		err := tc.round(k, batch)
+		err := tc.round(k, batch, noted)
 		for _, c := range batch {
 			c.done <- err
 		}
@@ -589,7 +628,7 @@ func (tc *topicChecker) run(k *Kafka) {
 }
 
 // round answers a batch of checks.
-func (tc *topicChecker) round(k *Kafka, batch []*check) error {
+func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim) error {
 	type part struct {
 		byKey       map[string][]*check
 		from, until int64
@@ -622,12 +661,29 @@ func (tc *topicChecker) round(k *Kafka, batch []*check) error {
 		}
 		return nil
 	}
+	own := func(p int32, cls []claim) {
+		w := tc.windows[p]
+		if w == nil {
+			w = &claimWindow{own: map[int64]claim{}}
+			tc.windows[p] = w
+		}
+		for _, cl := range cls {
+			if cl.offset >= w.to {
+				w.own[cl.offset] = cl
+			}
+		}
+	}
+	for p, cls := range noted {
+		own(p, cls)
+	}
+	for _, c := range batch {
+		own(c.p, c.own)
+	}
 	ranges := map[int32]*scanRange{}
 	for p, pt := range parts {
 		w := tc.windows[p]
-		if w == nil {
-			w = &claimWindow{}
-			tc.windows[p] = w
+		if len(w.claims) > 0 || w.to > 0 {
+			w.advance()
 		}
 		// Claims already read answer the start of the range.
 		if n := len(w.claims); n > 0 && pt.from >= w.claims[0].offset && pt.from <= w.to {
@@ -640,6 +696,13 @@ func (tc *topicChecker) round(k *Kafka, batch []*check) error {
 			pt.from = w.to
 		} else {
 			w.claims, w.to = w.claims[:0], pt.from
+			w.advance()
+			for _, cl := range w.claims {
+				if err := apply(pt, cl); err != nil {
+					return err
+				}
+			}
+			pt.from = w.to
 		}
 		if pt.from < pt.until {
 			ranges[p] = &scanRange{off: pt.from, until: pt.until}
@@ -654,6 +717,7 @@ func (tc *topicChecker) round(k *Kafka, batch []*check) error {
 		cl.err = derr
 		w := tc.windows[p]
 		w.claims = append(w.claims, cl)
+		delete(w.own, r.Offset)
 		return apply(parts[p], cl)
 	})
 	for p, rg := range ranges {
@@ -663,8 +727,21 @@ func (tc *topicChecker) round(k *Kafka, batch []*check) error {
 			continue
 		}
 		w.to = rg.off
+		for off := range w.own {
+			if off < w.to {
+				delete(w.own, off)
+			}
+		}
+		w.advance()
+	}
+	for _, w := range tc.windows {
 		if len(w.claims) > checkWindow {
 			w.claims = append(w.claims[:0], w.claims[len(w.claims)-checkWindow/2:]...)
+		}
+		for off := range w.own {
+			if off < w.to || len(w.own) > 4*checkWindow {
+				delete(w.own, off)
+			}
 		}
 	}
 	return err

@@ -16,6 +16,13 @@
 // [Memory] is the in-process store, the embedded default. [AvroCodec] encodes
 // snapshots as Avro single-object encoded records with the schemas in
 // package schemas; stores that keep bytes (a Kafka compacted topic) use it.
+// The writer schema of an aggregate type is the envelope schemas/snapshot.avsc
+// with the type's state schema in place of its placeholder state record, and
+// each record carries the CRC-64-AVRO fingerprint of that schema's Parsing
+// Canonical Form ([Fingerprint]), so that any Avro implementation can read
+// it. Decode refuses anything else with an error wrapping [ErrCorrupt]. An
+// AvroCodec is safe for concurrent use; Marshal, Unmarshal and FieldNames
+// may be called from any goroutine.
 //
 // The conformance suite in snapshots/snapshotstest states the Store contract
 // as tests that every implementation passes.

@@ -132,6 +132,9 @@ type pathError struct {
 	err  error
 }
 
+// pathEnds is how many levels a message shows at each end of a deep path.
+const pathEnds = 12
+
 func (e *pathError) Error() string { return e.path("") + ": " + e.err.Error() }
 func (e *pathError) Unwrap() error { return e.err }
 
@@ -139,6 +142,11 @@ func (e *pathError) path(root string) string {
 	var b strings.Builder
 	b.WriteString(root)
 	for i := len(e.segs) - 1; i >= 0; i-- {
+		// Keep the ends of a deep path.
+		if n := len(e.segs); n > 2*pathEnds && i == n-1-pathEnds {
+			fmt.Fprintf(&b, "…(%d more)…", n-2*pathEnds)
+			i = pathEnds - 1
+		}
 		b.WriteString(e.segs[i])
 	}
 	p := b.String()
@@ -658,11 +666,11 @@ func timeOf(v reflect.Value) time.Time {
 func intFrom(t reflect.Type) func(src any, v reflect.Value) error {
 	return func(src any, v reflect.Value) error {
 		x, err := toInt64(src)
+		if err == errOverflow || err == nil && v.OverflowInt(x) {
+			return fmt.Errorf("%s overflows %s", describe(src), t)
+		}
 		if err != nil {
 			return fmt.Errorf("cannot set %s from %s: %w", t, describe(src), err)
-		}
-		if v.OverflowInt(x) {
-			return fmt.Errorf("%s overflows %s", describe(src), t)
 		}
 		v.SetInt(x)
 		return nil
@@ -797,7 +805,10 @@ func snakeCase(s string) string {
 		if unicode.IsUpper(r) {
 			if i > 0 {
 				prev := runes[i-1]
-				nextLower := i+1 < len(runes) && unicode.IsLower(runes[i+1])
+				// The last capital of an acronym starts a word, unless
+				// only a plural s follows: HTTPServer, URLs.
+				nextLower := i+1 < len(runes) && unicode.IsLower(runes[i+1]) &&
+					!(runes[i+1] == 's' && (i+2 == len(runes) || !unicode.IsLower(runes[i+2])))
 				if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
 					b.WriteByte('_')
 				}

@@ -530,12 +530,13 @@ type check struct {
 // transaction marker) is read from the broker.
 type topicChecker struct {
 	t       *kafkaTopic
-	mu      sync.Mutex
+	mu      sync.Mutex // guards pending, noted, running
 	pending []*check
 	noted   map[int32][]claim // this log's records announced since the last round
 	running bool
 
-	windows map[int32]*claimWindow // owned by the running goroutine
+	wmu     sync.Mutex // guards windows; held by a round
+	windows map[int32]*claimWindow
 }
 
 // claimWindow holds the claims of consecutive records of a partition: every
@@ -592,6 +593,19 @@ func (tc *topicChecker) note(p int32, cls []claim) {
 }
 
 func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
+	// When no round is running and what the checker knows answers the
+	// check, answer it here without a fetch or a hand-off.
+	if tc.wmu.TryLock() {
+		tc.mu.Lock()
+		noted := tc.noted
+		tc.noted = nil
+		tc.mu.Unlock()
+		answered, err := tc.round(k, []*check{c}, noted, false)
+		tc.wmu.Unlock()
+		if answered {
+			return err
+		}
+	}
 	tc.mu.Lock()
 	tc.pending = append(tc.pending, c)
 	if !tc.running {
@@ -620,15 +634,23 @@ func (tc *topicChecker) run(k *Kafka) {
 			return
 		}
 		tc.mu.Unlock()
-		err := tc.round(k, batch, noted)
+		tc.wmu.Lock()
+		_, err := tc.round(k, batch, noted, true)
+		tc.wmu.Unlock()
 		for _, c := range batch {
 			c.done <- err
 		}
 	}
 }
 
-// round answers a batch of checks.
-func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim) error {
+// round answers a batch of checks; tc.wmu is held. Without allowFetch it
+// answers only when no fetch is needed, and otherwise reports false and
+// leaves the checks as they were.
+func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim, allowFetch bool) (bool, error) {
+	initial := make([]Sequencer, len(batch))
+	for i, c := range batch {
+		initial[i] = c.seq
+	}
 	type part struct {
 		byKey       map[string][]*check
 		from, until int64
@@ -690,7 +712,7 @@ func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim)
 			i := sort.Search(n, func(i int) bool { return w.claims[i].offset >= pt.from })
 			for _, cl := range w.claims[i:] {
 				if err := apply(pt, cl); err != nil {
-					return err
+					return true, err
 				}
 			}
 			pt.from = w.to
@@ -699,7 +721,7 @@ func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim)
 			w.advance()
 			for _, cl := range w.claims {
 				if err := apply(pt, cl); err != nil {
-					return err
+					return true, err
 				}
 			}
 			pt.from = w.to
@@ -707,6 +729,12 @@ func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim)
 		if pt.from < pt.until {
 			ranges[p] = &scanRange{off: pt.from, until: pt.until}
 		}
+	}
+	if len(ranges) > 0 && !allowFetch {
+		for i, c := range batch {
+			c.seq, c.won = initial[i], false
+		}
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
 	defer cancel()
@@ -744,7 +772,7 @@ func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim)
 			}
 		}
 	}
-	return err
+	return true, err
 }
 
 func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {

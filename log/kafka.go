@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -478,15 +479,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	// Learn whether this save won: apply the winner rule to the aggregate's
 	// records from where the caller read up to this save's first record.
 	c := &check{key: key, p: p, from: expected.ReadTo, first: first, seq: Sequencer{Version: expected.Version}, done: make(chan error, 1)}
-	for i, r := range recs {
-		c.own = append(c.own, claim{offset: r.Offset, key: string(key), event: Event{AggregateVersion: events[i].AggregateVersion, Expected: expected.Version, Save: save}})
-	}
-	if len(recs) == 1 {
-		// Announce the record at once: concurrent appends whose ranges
-		// cover it need not fetch it. (A transaction's records are
-		// announced with their check, after the commit.)
-		k.checker(t).note(p, c.own)
-	}
+
 	if c.from <= 0 || c.from > first {
 		c.from, c.seq = 0, Sequencer{}
 	}
@@ -509,60 +502,73 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 type check struct {
 	key         []byte
 	p           int32
-	own         []claim // the claims of this save's records, known without reading them
 	from, first int64
 	seq         Sequencer
 	won         bool
 	done        chan error
+
+	attached bool  // owned by the topicChecker from here on
+	err      error // a failure met while reading the check's range
 }
 
-// A topicChecker serves the checks of one topic. Appends that wait at the
-// same time share its fetches: one fetch request covers every partition they
-// need, each from the earliest start to the latest first record, so
-// concurrent appenders cost a fetch per round, not a fetch each.
+// A topicChecker serves the checks of one topic. It tails the partitions
+// that have checks waiting with long-polling fetches (read_committed), so a
+// fetch is usually already waiting at the broker when an Append's record is
+// acknowledged, and returns with it; one fetch request serves every
+// partition and every Append waiting on the topic. It remembers the claims
+// (offset, key, version, expected version, save) of the last checkWindow
+// records it read per partition, so that an Append whose range is already
+// read is answered at once.
 //
-// The checker also remembers, per partition, the claims of the last
-// checkWindow records (offset, key, version, expected version, save), so
-// that the next round fetches only what is new. Records this log wrote
-// itself enter the window without a fetch: while every offset between a
-// check's start and its first record is one this log wrote, the check needs
-// no fetch at all. Any offset it did not write (another producer's record, a
-// transaction marker) is read from the broker.
+// A check is answered only from records read with read_committed: an Append
+// returns only once its own first record is visible to every reader (the
+// partition's last stable offset is past it), so a load that starts after
+// the Append returned sees the event.
 type topicChecker struct {
 	t       *kafkaTopic
-	mu      sync.Mutex // guards pending, noted, running
+	mu      sync.Mutex // guards pending, running
 	pending []*check
-	noted   map[int32][]claim // this log's records announced since the last round
 	running bool
 
-	wmu     sync.Mutex // guards windows; held by a round
+	wmu     sync.Mutex // guards windows
 	windows map[int32]*claimWindow
 }
 
 // claimWindow holds the claims of consecutive records of a partition: every
-// record at offsets [claims[0].offset, to) that a read_committed reader sees.
+// record at offsets [start, to) that a read_committed reader sees.
 type claimWindow struct {
-	claims []claim
-	to     int64
-	own    map[int64]claim // claims of this log's records at or above to
+	claims    []claim
+	start, to int64
+	anchored  bool
+	busy      bool      // checks attached to the window are waiting
+	used      time.Time // when a check last came for the partition
 }
 
-// advance moves the window over the log's own records that follow it.
-func (w *claimWindow) advance() {
-	for {
-		cl, ok := w.own[w.to]
-		if !ok {
-			return
+// lingering reports whether a partition was appended to within
+// checkLinger; tc.mu is held, and the windows are read under tc.wmu.
+func (tc *topicChecker) lingering() bool {
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	now := time.Now()
+	for _, w := range tc.windows {
+		if w.anchored && now.Sub(w.used) < checkLinger {
+			return true
 		}
-		delete(w.own, w.to)
-		w.claims = append(w.claims, cl)
-		w.to++
 	}
+	return false
 }
 
 // checkWindow is how many recent records' claims a topicChecker keeps per
 // partition (about 100 bytes each).
 const checkWindow = 8192
+
+// checkPoll is how long a tailing fetch waits at the broker for new records,
+// and checkLinger how long a topicChecker goes on tailing a partition after
+// the last append to it.
+const (
+	checkPoll   = 100 * time.Millisecond
+	checkLinger = time.Second
+)
 
 type claim struct {
 	offset int64
@@ -582,29 +588,66 @@ func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
 	return c
 }
 
-// note announces records this log wrote and readers can see.
-func (tc *topicChecker) note(p int32, cls []claim) {
-	tc.mu.Lock()
-	if tc.noted == nil {
-		tc.noted = map[int32][]claim{}
+// apply feeds one record's claim to a check.
+func (c *check) apply(cl claim) error {
+	if cl.offset < c.from || cl.offset > c.first || cl.key != string(c.key) {
+		return nil
 	}
-	tc.noted[p] = append(tc.noted[p], cls...)
-	tc.mu.Unlock()
+	if cl.err != nil {
+		if cl.offset == c.first {
+			return cl.err // our own record must decode
+		}
+		return nil // not a snaplog event: no reader counts it
+	}
+	ok := c.seq.Next(cl.event)
+	if cl.offset == c.first {
+		c.won = ok
+	}
+	return nil
+}
+
+// window returns partition p's window; tc.wmu is held.
+func (tc *topicChecker) window(p int32) *claimWindow {
+	w := tc.windows[p]
+	if w == nil {
+		w = &claimWindow{}
+		tc.windows[p] = w
+	}
+	return w
+}
+
+// claimsFrom returns the window's claims at offsets from `from` on.
+func (w *claimWindow) claimsFrom(from int64) []claim {
+	i := sort.Search(len(w.claims), func(i int) bool { return w.claims[i].offset >= from })
+	return w.claims[i:]
+}
+
+func (w *claimWindow) add(cl claim) {
+	w.claims = append(w.claims, cl)
+	if len(w.claims) > checkWindow {
+		w.claims = append(w.claims[:0], w.claims[len(w.claims)-checkWindow/2:]...)
+		w.start = w.claims[0].offset
+	}
 }
 
 func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
-	// When no round is running and what the checker knows answers the
-	// check, answer it here without a fetch or a hand-off.
+	// When the window already holds the check's range, answer it here.
 	if tc.wmu.TryLock() {
-		tc.mu.Lock()
-		noted := tc.noted
-		tc.noted = nil
-		tc.mu.Unlock()
-		answered, err := tc.round(k, []*check{c}, noted, false)
-		tc.wmu.Unlock()
-		if answered {
+		w := tc.window(c.p)
+		if w.anchored && c.from >= w.start && c.first < w.to {
+			var err error
+			for _, cl := range w.claimsFrom(c.from) {
+				if cl.offset > c.first {
+					break
+				}
+				if err = c.apply(cl); err != nil {
+					break
+				}
+			}
+			tc.wmu.Unlock()
 			return err
 		}
+		tc.wmu.Unlock()
 	}
 	tc.mu.Lock()
 	tc.pending = append(tc.pending, c)
@@ -622,157 +665,174 @@ func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
 	}
 }
 
+// run answers checks until none is waiting.
 func (tc *topicChecker) run(k *Kafka) {
 	defer k.wg.Done()
+	var waiting []*check
+	backoff := 50 * time.Millisecond
 	for {
 		tc.mu.Lock()
-		batch, noted := tc.pending, tc.noted
-		tc.pending, tc.noted = nil, nil
-		if len(batch) == 0 {
+		waiting = append(waiting, tc.pending...)
+		tc.pending = nil
+		if closed := k.ctx.Err(); closed != nil || (len(waiting) == 0 && !tc.lingering()) {
 			tc.running = false
 			tc.mu.Unlock()
+			for _, c := range waiting {
+				c.done <- fmt.Errorf("log closed: %w", closed)
+			}
 			return
 		}
 		tc.mu.Unlock()
 		tc.wmu.Lock()
-		_, err := tc.round(k, batch, noted, true)
+		var retry bool
+		waiting, retry = tc.step(k, waiting)
 		tc.wmu.Unlock()
-		for _, c := range batch {
-			c.done <- err
+		if retry {
+			k.refreshLeaders(k.ctx, tc.t)
+			select {
+			case <-k.ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+		} else {
+			backoff = 50 * time.Millisecond
 		}
 	}
 }
 
-// round answers a batch of checks; tc.wmu is held. Without allowFetch it
-// answers only when no fetch is needed, and otherwise reports false and
-// leaves the checks as they were.
-func (tc *topicChecker) round(k *Kafka, batch []*check, noted map[int32][]claim, allowFetch bool) (bool, error) {
-	initial := make([]Sequencer, len(batch))
-	for i, c := range batch {
-		initial[i] = c.seq
+// step attaches new checks to their windows, fetches once for every
+// partition with checks waiting, and answers the checks whose range is now
+// read. It returns the checks still waiting, and whether a fetch failed in
+// a way that retrying cures.
+func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
+	done := func(c *check, err error) { c.done <- err }
+	for _, w := range tc.windows {
+		w.busy = false
 	}
-	type part struct {
-		byKey       map[string][]*check
-		from, until int64
-	}
-	parts := map[int32]*part{}
-	for _, c := range batch {
-		pt := parts[c.p]
-		if pt == nil {
-			pt = &part{byKey: map[string][]*check{}, from: c.from, until: c.first + 1}
-			parts[c.p] = pt
+	for _, c := range waiting {
+		if c.attached {
+			tc.windows[c.p].busy = true
 		}
-		pt.from, pt.until = min(pt.from, c.from), max(pt.until, c.first+1)
-		pt.byKey[string(c.key)] = append(pt.byKey[string(c.key)], c)
 	}
-	apply := func(pt *part, cl claim) error {
-		for _, c := range pt.byKey[cl.key] {
-			if cl.offset < c.from || cl.offset > c.first {
+	still := waiting[:0]
+	now := time.Now()
+	for _, c := range waiting {
+		w := tc.window(c.p)
+		w.used = now
+		if !c.attached {
+			if err := tc.attach(k, w, c); err != nil {
+				done(c, err)
 				continue
 			}
-			if cl.err != nil {
-				if cl.offset == c.first {
-					return cl.err // our own record must decode
-				}
-				continue // not a snaplog event: no reader counts it
-			}
-			ok := c.seq.Next(cl.event)
-			if cl.offset == c.first {
-				c.won = ok
-			}
 		}
-		return nil
-	}
-	own := func(p int32, cls []claim) {
-		w := tc.windows[p]
-		if w == nil {
-			w = &claimWindow{own: map[int64]claim{}}
-			tc.windows[p] = w
-		}
-		for _, cl := range cls {
-			if cl.offset >= w.to {
-				w.own[cl.offset] = cl
-			}
-		}
-	}
-	for p, cls := range noted {
-		own(p, cls)
-	}
-	for _, c := range batch {
-		own(c.p, c.own)
-	}
-	ranges := map[int32]*scanRange{}
-	for p, pt := range parts {
-		w := tc.windows[p]
-		if len(w.claims) > 0 || w.to > 0 {
-			w.advance()
-		}
-		// Claims already read answer the start of the range.
-		if n := len(w.claims); n > 0 && pt.from >= w.claims[0].offset && pt.from <= w.to {
-			i := sort.Search(n, func(i int) bool { return w.claims[i].offset >= pt.from })
-			for _, cl := range w.claims[i:] {
-				if err := apply(pt, cl); err != nil {
-					return true, err
-				}
-			}
-			pt.from = w.to
-		} else {
-			w.claims, w.to = w.claims[:0], pt.from
-			w.advance()
-			for _, cl := range w.claims {
-				if err := apply(pt, cl); err != nil {
-					return true, err
-				}
-			}
-			pt.from = w.to
-		}
-		if pt.from < pt.until {
-			ranges[p] = &scanRange{off: pt.from, until: pt.until}
-		}
-	}
-	if len(ranges) > 0 && !allowFetch {
-		for i, c := range batch {
-			c.seq, c.won = initial[i], false
-		}
-		return false, nil
-	}
-	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
-	defer cancel()
-	err := k.scanMany(ctx, tc.t, ranges, func(p int32, r *kgo.Record) error {
-		cl := claim{offset: r.Offset, key: string(r.Key)}
-		e, derr := fromRecord(r)
-		cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}
-		cl.err = derr
-		w := tc.windows[p]
-		w.claims = append(w.claims, cl)
-		delete(w.own, r.Offset)
-		return apply(parts[p], cl)
-	})
-	for p, rg := range ranges {
-		w := tc.windows[p]
-		if err != nil {
-			w.claims, w.to = w.claims[:0], 0
+		if c.first < w.to {
+			done(c, nil)
 			continue
 		}
-		w.to = rg.off
-		for off := range w.own {
-			if off < w.to {
-				delete(w.own, off)
-			}
-		}
-		w.advance()
+		still = append(still, c)
 	}
-	for _, w := range tc.windows {
-		if len(w.claims) > checkWindow {
-			w.claims = append(w.claims[:0], w.claims[len(w.claims)-checkWindow/2:]...)
-		}
-		for off := range w.own {
-			if off < w.to || len(w.own) > 4*checkWindow {
-				delete(w.own, off)
-			}
+	ranges := map[int32]*scanRange{}
+	byPart := map[int32][]*check{}
+	for _, c := range still {
+		byPart[c.p] = append(byPart[c.p], c)
+		if ranges[c.p] == nil {
+			ranges[c.p] = &scanRange{off: tc.windows[c.p].to, until: math.MaxInt64}
 		}
 	}
-	return true, err
+	// Keep tailing the partitions appended to lately, so that a fetch is
+	// already waiting at the broker when the next append's record lands.
+	for p, w := range tc.windows {
+		if ranges[p] == nil && w.anchored && now.Sub(w.used) < checkLinger {
+			ranges[p] = &scanRange{off: w.to, until: math.MaxInt64}
+		}
+	}
+	if len(ranges) == 0 {
+		return nil, false
+	}
+	byLeader := map[int32][]int32{}
+	for p := range ranges {
+		l := k.leader(tc.t, p)
+		byLeader[l] = append(byLeader[l], p)
+	}
+	retry := false
+	for leader, ps := range byLeader {
+		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
+		err := k.fetchOnce(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
+			cl := claim{offset: r.Offset, key: string(r.Key)}
+			e, derr := fromRecord(r)
+			cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}
+			cl.err = derr
+			tc.windows[p].add(cl)
+			for _, c := range byPart[p] {
+				if err := c.apply(cl); err != nil {
+					c.err = err
+				}
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			var fe *fetchError
+			if errors.As(err, &fe) || (!kerr.IsRetriable(err) && !isNetErr(err) && k.ctx.Err() == nil) {
+				for _, p := range ps {
+					for _, c := range byPart[p] {
+						c.err = err
+					}
+				}
+			} else {
+				retry = true
+			}
+		}
+		for _, p := range ps {
+			tc.windows[p].to = max(tc.windows[p].to, ranges[p].off)
+		}
+	}
+	out := still[:0]
+	for _, c := range still {
+		switch {
+		case c.err != nil:
+			done(c, c.err)
+		case c.first < tc.windows[c.p].to:
+			done(c, nil)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, retry
+}
+
+// attach starts a check on its partition's window: it applies the claims the
+// window holds from the check's start, reading what lies before the window
+// first when the check starts earlier.
+func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
+	c.attached = true
+	if !w.anchored || (c.from > w.to && !w.busy) {
+		// Start reading where the check starts rather than catch up on
+		// records nobody waits for.
+		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
+		w.busy = true
+		return nil
+	}
+	w.busy = true
+	if c.from < w.start {
+		ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
+		defer cancel()
+		if _, _, err := k.scan(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
+			if string(r.Key) != string(c.key) {
+				return nil
+			}
+			e, derr := fromRecord(r)
+			return c.apply(claim{offset: r.Offset, key: string(r.Key), event: e, err: derr})
+		}); err != nil {
+			return err
+		}
+	}
+	for _, cl := range w.claimsFrom(c.from) {
+		if err := c.apply(cl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
@@ -912,7 +972,7 @@ func (k *Kafka) scanMany(ctx context.Context, t *kafkaTopic, ranges map[int32]*s
 		}
 		retry := false
 		for leader, ps := range byLeader {
-			err := k.fetchOnce(ctx, t, leader, ps, ranges, fn)
+			err := k.fetchOnce(ctx, t, leader, ps, ranges, 0, fn)
 			if err == nil {
 				continue
 			}
@@ -949,12 +1009,12 @@ type fetchError struct{ err error }
 func (e *fetchError) Error() string { return e.err.Error() }
 func (e *fetchError) Unwrap() error { return e.err }
 
-func (k *Kafka) fetchOnce(ctx context.Context, t *kafkaTopic, leader int32, ps []int32, ranges map[int32]*scanRange, fn func(int32, *kgo.Record) error) error {
+func (k *Kafka) fetchOnce(ctx context.Context, t *kafkaTopic, leader int32, ps []int32, ranges map[int32]*scanRange, maxWait time.Duration, fn func(int32, *kgo.Record) error) error {
 	if leader < 0 {
 		return kerr.LeaderNotAvailable
 	}
 	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis = 0
+	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
 	req.MinBytes = 1
 	req.MaxBytes = k.cfg.fetchBytes
 	req.IsolationLevel = 1

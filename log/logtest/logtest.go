@@ -36,6 +36,7 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 	}{
 		{"AppendAndReadBack", testAppendAndReadBack},
 		{"ReadFromOffset", testReadFromOffset},
+		{"ReadYourWrites", testReadYourWrites},
 		{"ReadUnknownAggregate", testReadUnknown},
 		{"AggregatesAreSeparate", testAggregatesSeparate},
 		{"ConflictOnWrongExpectedVersion", testConflict},
@@ -204,6 +205,21 @@ func testReadFromOffset(t *testing.T, l Log) {
 	tail := mustRead(t, l, typ, id, out[len(out)-1].Position.Offset+1)
 	if len(tail.Events) != 0 {
 		t.Fatalf("read past the last event returned %d events", len(tail.Events))
+	}
+}
+
+// testReadYourWrites: once Append returns, a Read sees the events, for
+// single- and multi-event saves alike.
+func testReadYourWrites(t *testing.T, l Log) {
+	typ, id := Type(), uuid.New()
+	var version int64
+	for i := 0; i < 40; i++ {
+		n := 1 + i%3
+		mustAppend(t, l, typ, id, version, Events(typ, id, version, n))
+		version += int64(n)
+		if got := len(Winners(t, mustRead(t, l, typ, id, 0).Events)); int64(got) != version {
+			t.Fatalf("save %d: a read right after the append sees %d events, want %d", i, got, version)
+		}
 	}
 }
 

@@ -125,6 +125,7 @@ type Root[S any] struct {
 	uncommitted []Envelope
 
 	last   log.Position // position of the event at version committed
+	save   uuid.UUID    // the save of that event
 	readTo int64        // end offset of the aggregate's partition as last read or written
 }
 

@@ -189,7 +189,7 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	root := newRoot(r.typ, r.cfg.now, id)
 	root.state = state
 	root.version, root.committed = snap.Version, snap.Version
-	root.last = snap.Position
+	root.last, root.save = snap.Position, tail.Events[0].Save
 	// The snapshot's own event is the sequence's starting point.
 	seq := log.Sequencer{Version: snap.Version, Save: tail.Events[0].Save}
 	tail.Events = tail.Events[1:]
@@ -219,7 +219,7 @@ func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail)
 		}
 		root.state = state
 		root.version, root.committed = le.AggregateVersion, le.AggregateVersion
-		root.last = le.Position
+		root.last, root.save = le.Position, le.Save
 		r.stats.eventsReplayed.Add(1)
 	}
 	root.readTo = tail.End
@@ -324,7 +324,7 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 	}
 	last := stored[len(stored)-1]
 	root.committed = last.AggregateVersion
-	root.last = last.Position
+	root.last, root.save = last.Position, last.Save
 	root.readTo = last.Position.Offset + 1
 	root.uncommitted = nil
 
@@ -381,6 +381,7 @@ func (r *Repository[S]) capture(root *Root[S]) (snapshots.Snapshot, error) {
 		SchemaVersion: r.typ.schemaVersion(),
 		CreatedAt:     r.cfg.now().UTC(),
 		Position:      root.last,
+		Save:          root.save,
 		State:         rec,
 	}, nil
 }

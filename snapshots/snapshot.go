@@ -39,6 +39,10 @@ type Snapshot struct {
 	// Position is the log position of the event at Version: the last event
 	// the snapshot includes. Loads read the log after it.
 	Position log.Position
+	// Save is the save that wrote the event at Position (log.Event.Save). A
+	// load that starts reading after Position needs it to apply the winner
+	// rule to the rest of that save, if it has more events.
+	Save uuid.UUID
 	// State is the aggregate state as a record: field names to plain Go
 	// values (string, bool, int32, int64, float32, float64, []byte,
 	// time.Time, nil, []any and map[string]any of these). See Marshal.

@@ -5,22 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/snaplog/snaplog/internal/kread"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Record headers of a stored event. The aggregate id is the record key, the
@@ -71,7 +68,7 @@ type Kafka struct {
 	cfg kafkaConfig
 	cl  *kgo.Client // non-transactional producer, metadata and fetches
 	adm *kadm.Client
-	dec kgo.Decompressor
+	rd  *kread.Reader
 
 	txns     chan *kgo.Client // idle transactional producers
 	txnMu    sync.Mutex
@@ -87,12 +84,7 @@ type Kafka struct {
 	closeOnce sync.Once
 }
 
-type kafkaTopic struct {
-	name       string
-	id         [16]byte
-	partitions int32
-	leaders    []int32
-}
+type kafkaTopic = kread.Topic
 
 type kafkaConfig struct {
 	clientOpts   []kgo.Opt
@@ -102,7 +94,6 @@ type kafkaConfig struct {
 	autoCreate   bool
 	txnProducers int
 	txnPrefix    string
-	fetchBytes   int32
 	logger       *slog.Logger
 	errs         []error
 }
@@ -205,7 +196,6 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		autoCreate:   true,
 		txnProducers: 2,
 		txnPrefix:    "snaplog-log-" + uuid.NewString() + "-",
-		fetchBytes:   4 << 20,
 		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
@@ -226,7 +216,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		cfg:      c,
 		cl:       cl,
 		adm:      kadm.NewClient(cl),
-		dec:      kgo.DefaultDecompressor(),
+		rd:       kread.NewReader(cl),
 		txns:     make(chan *kgo.Client, c.txnProducers),
 		topics:   make(map[string]*kafkaTopic),
 		checkers: make(map[string]*topicChecker),
@@ -290,7 +280,7 @@ func (k *Kafka) Partitions(ctx context.Context, aggregateType string) (int32, er
 	if t == nil {
 		return 0, fmt.Errorf("log: topic %s does not exist", k.Topic(aggregateType))
 	}
-	return t.partitions, nil
+	return t.Partitions, nil
 }
 
 // topic returns the checked topic of an aggregate type, creating it when
@@ -306,11 +296,8 @@ func (k *Kafka) topic(ctx context.Context, aggregateType string, create bool) (*
 		return t, nil
 	}
 	name := k.Topic(aggregateType)
-	d, err := k.metadata(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("log: describe topic %s: %w", name, err)
-	}
-	if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+	t, err := kread.Describe(ctx, k.cl, name)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		if !create {
 			return nil, nil
 		}
@@ -319,17 +306,11 @@ func (k *Kafka) topic(ctx context.Context, aggregateType string, create bool) (*
 		}
 		return k.topic(ctx, aggregateType, false)
 	}
-	if d.Err != nil {
-		return nil, fmt.Errorf("log: describe topic %s: %w", name, d.Err)
+	if err != nil {
+		return nil, fmt.Errorf("log: describe topic %s: %w", name, err)
 	}
 	if err := k.checkConfig(ctx, name); err != nil {
 		return nil, err
-	}
-	t = &kafkaTopic{name: name, id: d.ID, partitions: int32(len(d.Partitions)), leaders: make([]int32, len(d.Partitions))}
-	for _, p := range d.Partitions {
-		if p.Partition >= 0 && int(p.Partition) < len(t.leaders) {
-			t.leaders[p.Partition] = p.Leader
-		}
 	}
 	k.mu.Lock()
 	if have := k.topics[aggregateType]; have != nil {
@@ -354,8 +335,7 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 	k.cfg.logger.Info("created events topic", slog.String("topic", name), slog.Int("partitions", int(k.cfg.partitions)))
 	// Metadata reaches every broker shortly after creation.
 	for i := 0; i < 100; i++ {
-		d, err := k.metadata(ctx, name)
-		if err == nil && d.Err == nil && len(d.Partitions) > 0 && allLed(d.Partitions) {
+		if t, err := kread.Describe(ctx, k.cl, name); err == nil && t.Led() {
 			return nil
 		}
 		select {
@@ -365,39 +345,6 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 		}
 	}
 	return fmt.Errorf("log: topic %s created but has no leaders", name)
-}
-
-// metadata asks the cluster, bypassing every cache, for one topic's id,
-// partitions and leaders.
-func (k *Kafka) metadata(ctx context.Context, name string) (kadm.TopicDetail, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(name)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, k.cl)
-	if err != nil {
-		return kadm.TopicDetail{}, err
-	}
-	for _, t := range resp.Topics {
-		if t.Topic == nil || *t.Topic != name {
-			continue
-		}
-		d := kadm.TopicDetail{Topic: name, ID: t.TopicID, Err: kerr.ErrorForCode(t.ErrorCode), Partitions: kadm.PartitionDetails{}}
-		for _, p := range t.Partitions {
-			d.Partitions[p.Partition] = kadm.PartitionDetail{Topic: name, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Err: kerr.ErrorForCode(p.ErrorCode)}
-		}
-		return d, nil
-	}
-	return kadm.TopicDetail{Topic: name, Err: kerr.UnknownTopicOrPartition}, nil
-}
-
-func allLed(ps kadm.PartitionDetails) bool {
-	for _, p := range ps {
-		if p.Leader < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // checkConfig refuses a topic that could delete events (I1).
@@ -459,20 +406,20 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	if t == nil {
 		return nil, fmt.Errorf("log: append %s %s: topic %s does not exist", aggregateType, aggregateID, k.Topic(aggregateType))
 	}
-	p := Partition(aggregateID, t.partitions)
+	p := Partition(aggregateID, t.Partitions)
 	key := Key(aggregateID)
 	save := events[0].ID
 	recs := make([]*kgo.Record, len(events))
 	for i := range events {
 		events[i].Expected, events[i].Save = expected.Version, save
-		recs[i] = toRecord(t.name, p, key, &events[i])
+		recs[i] = toRecord(t.Name, p, key, &events[i])
 	}
 	if len(recs) == 1 {
 		if err := k.cl.ProduceSync(ctx, recs[0]).FirstErr(); err != nil {
-			return nil, fmt.Errorf("log: append %s %s to %s/%d: %w", aggregateType, aggregateID, t.name, p, err)
+			return nil, fmt.Errorf("log: append %s %s to %s/%d: %w", aggregateType, aggregateID, t.Name, p, err)
 		}
 	} else if err := k.produceTxn(ctx, recs); err != nil {
-		return nil, fmt.Errorf("log: append %s %s (%d events) to %s/%d: %w", aggregateType, aggregateID, len(recs), t.name, p, err)
+		return nil, fmt.Errorf("log: append %s %s (%d events) to %s/%d: %w", aggregateType, aggregateID, len(recs), t.Name, p, err)
 	}
 	first := recs[0].Offset
 
@@ -484,7 +431,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 		c.from, c.seq = 0, Sequencer{}
 	}
 	if err := k.checker(t).wait(ctx, k, c); err != nil {
-		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.name, p, first, err)
+		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.Name, p, first, err)
 	}
 	won, seq := c.won, c.seq
 	if !won {
@@ -580,10 +527,10 @@ type claim struct {
 func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	c := k.checkers[t.name]
+	c := k.checkers[t.Name]
 	if c == nil {
 		c = &topicChecker{t: t, windows: make(map[int32]*claimWindow)}
-		k.checkers[t.name] = c
+		k.checkers[t.Name] = c
 	}
 	return c
 }
@@ -688,7 +635,7 @@ func (tc *topicChecker) run(k *Kafka) {
 		waiting, retry = tc.step(k, waiting)
 		tc.wmu.Unlock()
 		if retry {
-			k.refreshLeaders(k.ctx, tc.t)
+			tc.t.Refresh(k.ctx, k.cl)
 			select {
 			case <-k.ctx.Done():
 			case <-time.After(backoff):
@@ -731,19 +678,19 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		}
 		still = append(still, c)
 	}
-	ranges := map[int32]*scanRange{}
+	ranges := map[int32]*kread.Range{}
 	byPart := map[int32][]*check{}
 	for _, c := range still {
 		byPart[c.p] = append(byPart[c.p], c)
 		if ranges[c.p] == nil {
-			ranges[c.p] = &scanRange{off: tc.windows[c.p].to, until: math.MaxInt64}
+			ranges[c.p] = &kread.Range{Off: tc.windows[c.p].to, Until: math.MaxInt64}
 		}
 	}
 	// Keep tailing the partitions appended to lately, so that a fetch is
 	// already waiting at the broker when the next append's record lands.
 	for p, w := range tc.windows {
 		if ranges[p] == nil && w.anchored && now.Sub(w.used) < checkLinger {
-			ranges[p] = &scanRange{off: w.to, until: math.MaxInt64}
+			ranges[p] = &kread.Range{Off: w.to, Until: math.MaxInt64}
 		}
 	}
 	if len(ranges) == 0 {
@@ -751,13 +698,13 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	}
 	byLeader := map[int32][]int32{}
 	for p := range ranges {
-		l := k.leader(tc.t, p)
+		l := tc.t.Leader(p)
 		byLeader[l] = append(byLeader[l], p)
 	}
 	retry := false
 	for leader, ps := range byLeader {
 		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
-		err := k.fetchOnce(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
+		err := k.rd.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
 			cl := claim{offset: r.Offset, key: string(r.Key)}
 			e, derr := fromRecord(r)
 			cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}
@@ -772,8 +719,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		})
 		cancel()
 		if err != nil {
-			var fe *fetchError
-			if errors.As(err, &fe) || (!kerr.IsRetriable(err) && !isNetErr(err) && k.ctx.Err() == nil) {
+			if !kread.Retriable(err) && k.ctx.Err() == nil {
 				for _, p := range ps {
 					for _, c := range byPart[p] {
 						c.err = err
@@ -784,7 +730,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 			}
 		}
 		for _, p := range ps {
-			tc.windows[p].to = max(tc.windows[p].to, ranges[p].off)
+			tc.windows[p].to = max(tc.windows[p].to, ranges[p].Off)
 		}
 	}
 	out := still[:0]
@@ -817,7 +763,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 	if c.from < w.start {
 		ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
 		defer cancel()
-		if _, _, err := k.scan(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
+		if _, _, err := k.rd.ScanOne(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
 			if string(r.Key) != string(c.key) {
 				return nil
 			}
@@ -912,10 +858,10 @@ func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid
 		}
 		return Tail{}, nil
 	}
-	p := Partition(aggregateID, t.partitions)
+	p := Partition(aggregateID, t.Partitions)
 	key := Key(aggregateID)
 	tail := Tail{Partition: p}
-	end, scanned, err := k.scan(ctx, t, p, from, -1, func(r *kgo.Record) error {
+	end, scanned, err := k.rd.ScanOne(ctx, t, p, from, -1, func(r *kgo.Record) error {
 		if !bytes.Equal(r.Key, key) {
 			return nil
 		}
@@ -931,186 +877,6 @@ func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid
 	}
 	tail.End, tail.Scanned = end, scanned
 	return tail, nil
-}
-
-// scanRange is one partition's part of a scan: records from off up to
-// until; until < 0 means the partition's last stable offset as of the first
-// fetch.
-type scanRange struct {
-	off, until int64
-	scanned    int64
-}
-
-func (r *scanRange) done() bool { return r.until >= 0 && r.off >= r.until }
-
-// scan is scanMany of one partition. It returns the offset it read up to and
-// how many records it went through.
-func (k *Kafka) scan(ctx context.Context, t *kafkaTopic, p int32, from, until int64, fn func(*kgo.Record) error) (int64, int64, error) {
-	r := &scanRange{off: from, until: until}
-	err := k.scanMany(ctx, t, map[int32]*scanRange{p: r}, func(_ int32, rec *kgo.Record) error { return fn(rec) })
-	return r.off, r.scanned, err
-}
-
-// scanMany fetches partitions of t with read_committed, each over its range,
-// all partitions led by one broker in one fetch request, and calls fn for
-// every record in range, in offset order per partition.
-func (k *Kafka) scanMany(ctx context.Context, t *kafkaTopic, ranges map[int32]*scanRange, fn func(int32, *kgo.Record) error) error {
-	backoff := 50 * time.Millisecond
-	for {
-		byLeader := map[int32][]int32{}
-		for p, r := range ranges {
-			if !r.done() {
-				l := k.leader(t, p)
-				byLeader[l] = append(byLeader[l], p)
-			}
-		}
-		if len(byLeader) == 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		retry := false
-		for leader, ps := range byLeader {
-			err := k.fetchOnce(ctx, t, leader, ps, ranges, 0, fn)
-			if err == nil {
-				continue
-			}
-			var fe *fetchError
-			if errors.As(err, &fe) || ctx.Err() != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return err
-			}
-			if !kerr.IsRetriable(err) && !isNetErr(err) {
-				return fmt.Errorf("fetch %s: %w", t.name, err)
-			}
-			retry = true
-		}
-		if retry {
-			k.refreshLeaders(ctx, t)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, time.Second)
-		} else {
-			backoff = 50 * time.Millisecond
-		}
-	}
-}
-
-// fetchError is a failure that retrying does not cure: a record fn refused,
-// or a corrupt batch.
-type fetchError struct{ err error }
-
-func (e *fetchError) Error() string { return e.err.Error() }
-func (e *fetchError) Unwrap() error { return e.err }
-
-func (k *Kafka) fetchOnce(ctx context.Context, t *kafkaTopic, leader int32, ps []int32, ranges map[int32]*scanRange, maxWait time.Duration, fn func(int32, *kgo.Record) error) error {
-	if leader < 0 {
-		return kerr.LeaderNotAvailable
-	}
-	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
-	req.MinBytes = 1
-	req.MaxBytes = k.cfg.fetchBytes
-	req.IsolationLevel = 1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic, rt.TopicID = t.name, t.id
-	for _, p := range ps {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, ranges[p].off, k.cfg.fetchBytes
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	r, err := k.cl.Broker(int(leader)).Request(ctx, req)
-	if err != nil {
-		return err
-	}
-	resp := r.(*kmsg.FetchResponse)
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return err
-	}
-	var retriable error
-	for i := range resp.Topics {
-		for j := range resp.Topics[i].Partitions {
-			part := &resp.Topics[i].Partitions[j]
-			rg := ranges[part.Partition]
-			if rg == nil {
-				continue
-			}
-			if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
-				if !kerr.IsRetriable(err) {
-					return &fetchError{fmt.Errorf("fetch %s/%d@%d: %w", t.name, part.Partition, rg.off, err)}
-				}
-				retriable = err
-				continue
-			}
-			if rg.until < 0 {
-				rg.until = part.LastStableOffset
-				if rg.until < 0 {
-					rg.until = part.HighWatermark
-				}
-				if rg.done() {
-					continue
-				}
-			}
-			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-				Offset:         rg.off,
-				IsolationLevel: kgo.ReadCommitted(),
-				Topic:          t.name,
-				Partition:      part.Partition,
-			}, part, k.dec, nil)
-			if fp.Err != nil {
-				return &fetchError{fmt.Errorf("fetch %s/%d@%d: %w", t.name, part.Partition, rg.off, fp.Err)}
-			}
-			for _, rec := range fp.Records {
-				if rec.Offset >= rg.until {
-					rg.off = rg.until
-					break
-				}
-				rg.scanned++
-				if err := fn(part.Partition, rec); err != nil {
-					return &fetchError{fmt.Errorf("%s/%d@%d: %w", t.name, part.Partition, rec.Offset, err)}
-				}
-				rg.off = rec.Offset + 1
-			}
-			if !rg.done() && next > rg.off {
-				rg.off = min(next, rg.until)
-			}
-		}
-	}
-	return retriable
-}
-
-// isNetErr reports a failure to reach the broker, which a restart of it
-// or a leader move explains.
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
-}
-
-func (k *Kafka) leader(t *kafkaTopic, p int32) int32 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return t.leaders[p]
-}
-
-func (k *Kafka) refreshLeaders(ctx context.Context, t *kafkaTopic) {
-	d, err := k.metadata(ctx, t.name)
-	if err != nil || d.Err != nil {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, pd := range d.Partitions {
-		if pd.Partition >= 0 && int(pd.Partition) < len(t.leaders) {
-			t.leaders[pd.Partition] = pd.Leader
-		}
-	}
 }
 
 func toRecord(topic string, p int32, key []byte, e *Event) *kgo.Record {

@@ -90,9 +90,13 @@ type Hooks struct {
 
 // Stats are a repository's counters since it was created.
 type Stats struct {
-	Loads             uint64 // successful loads
-	LoadsFromSnapshot uint64 // of which started from a snapshot
-	EventsReplayed    uint64 // events applied by loads
+	Loads               uint64 // successful loads
+	LoadsFromSnapshot   uint64 // of which started from a snapshot
+	LoadsFromCheckpoint uint64 // of which had no snapshot and read only after the checkpoint
+	EventsReplayed      uint64 // events applied by loads
+	// RecordsScanned counts the log records loads went through, the
+	// aggregate's and its partition neighbours': the cost of loads.
+	RecordsScanned uint64
 
 	// Misses counts loads that had to replay everything, by reason.
 	// MissNotFound is only counted when a snapshot store is configured.
@@ -106,6 +110,7 @@ type Stats struct {
 
 type counters struct {
 	loads, loadsFromSnapshot, eventsReplayed atomic.Uint64
+	loadsFromCheckpoint, recordsScanned      atomic.Uint64
 	misses                                   [numMissReasons]atomic.Uint64
 	written, failed, superseded, dropped     atomic.Uint64
 }
@@ -115,6 +120,8 @@ func (c *counters) stats() Stats {
 		Loads:               c.loads.Load(),
 		LoadsFromSnapshot:   c.loadsFromSnapshot.Load(),
 		EventsReplayed:      c.eventsReplayed.Load(),
+		LoadsFromCheckpoint: c.loadsFromCheckpoint.Load(),
+		RecordsScanned:      c.recordsScanned.Load(),
 		Misses:              make(map[MissReason]uint64, numMissReasons),
 		SnapshotsWritten:    c.written.Load(),
 		SnapshotsFailed:     c.failed.Load(),

@@ -125,7 +125,6 @@ func (r *Repository[S]) load(ctx context.Context, id uuid.UUID) (*Root[S], error
 			return nil, err
 		}
 		if root != nil {
-			r.stats.loadsFromSnapshot.Add(1)
 			return root, nil
 		}
 		r.miss(id, reason, cause)
@@ -153,12 +152,31 @@ func (r *Repository[S]) load(ctx context.Context, id uuid.UUID) (*Root[S], error
 // non-nil error is one the load must not hide (the context ended, the log
 // failed).
 func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Root[S], MissReason, error, error) {
+	cp, hasCP := r.checkpoint(ctx, id)
 	snap, err := r.cfg.store.Get(ctx, r.typ.Name, id)
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, ctx.Err())
 	case errors.Is(err, snapshots.ErrNotFound):
+		if hasCP {
+			// No snapshot under a checkpoint: the aggregate has no events
+			// before it, so its events are all after it.
+			root := newRoot(r.typ, r.cfg.now, id)
+			var seq log.Sequencer
+			ok, err := r.readAfter(ctx, root, &seq, cp)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			if ok {
+				if root.version == 0 {
+					return nil, 0, nil, fmt.Errorf("%w: %s %s", ErrNotFound, r.typ.Name, id)
+				}
+				r.stats.loadsFromCheckpoint.Add(1)
+				return root, 0, nil, nil
+			}
+			return nil, MissPosition, fmt.Errorf("%s %s has events before checkpoint %d@%d but no snapshot", r.typ.Name, id, cp.EventsPartition, cp.Offset), nil
+		}
 		return nil, MissNotFound, nil, nil
 	case errors.Is(err, snapshots.ErrCorrupt):
 		return nil, MissUndecodable, err, nil
@@ -174,6 +192,28 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	state, err := r.state.FromRecord(snap.State)
 	if err != nil {
 		return nil, MissRestoreError, err, nil
+	}
+	if hasCP && cp.EventsPartition == snap.Position.Partition && cp.Offset > snap.Position.Offset+1 {
+		// The checkpoint is past the snapshot: the snapshot includes every
+		// event of the aggregate before it.
+		root := newRoot(r.typ, r.cfg.now, id)
+		root.state = state
+		root.version, root.committed = snap.Version, snap.Version
+		root.last, root.save = snap.Position, snap.Save
+		seq := log.Sequencer{Version: snap.Version, Save: snap.Save}
+		ok, err := r.readAfter(ctx, root, &seq, cp)
+		if err != nil {
+			var rerr *restoreError
+			if errors.As(err, &rerr) {
+				return nil, MissRestoreError, rerr.err, nil
+			}
+			return nil, 0, nil, err
+		}
+		if !ok {
+			return nil, MissPosition, fmt.Errorf("snapshot %s misses events of %s %s before checkpoint %d@%d", snap, r.typ.Name, id, cp.EventsPartition, cp.Offset), nil
+		}
+		r.stats.loadsFromSnapshot.Add(1)
+		return root, 0, nil, nil
 	}
 	// Read from the snapshot's own last event, to check that the log holds
 	// it where the snapshot says: a snapshot of another log, or of a
@@ -196,14 +236,27 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	if err := r.replay(root, &seq, tail); err != nil {
 		return nil, MissRestoreError, err, nil
 	}
+	r.stats.loadsFromSnapshot.Add(1)
 	return root, 0, nil, nil
 }
 
 // replay applies the events of tail that the winner rule accepts, from the
 // sequence state seq.
 func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail) error {
+	_, err := r.replayFrom(root, seq, tail, false)
+	return err
+}
+
+// replayFrom is replay that, with strict, stops and reports true when it
+// meets a save that expected a version beyond the one reached: evidence that
+// the read started after events of the aggregate it does not have.
+func (r *Repository[S]) replayFrom(root *Root[S], seq *log.Sequencer, tail log.Tail, strict bool) (bool, error) {
+	r.stats.recordsScanned.Add(uint64(tail.Scanned))
 	for _, le := range tail.Events {
 		if !seq.Next(le) {
+			if strict && le.Expected > seq.Version && le.AggregateVersion == le.Expected+1 {
+				return true, nil
+			}
 			continue // a save that lost the race for its versions
 		}
 		where := func() string {
@@ -211,11 +264,11 @@ func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail)
 		}
 		ev, err := r.typ.Events.Decode(le.Type, le.ContentType, le.Payload)
 		if err != nil {
-			return fmt.Errorf("aggregate: load %s: %w", where(), err)
+			return false, fmt.Errorf("aggregate: load %s: %w", where(), err)
 		}
 		state, err := r.typ.Apply(root.state, envelopeOf(le, ev))
 		if err != nil {
-			return fmt.Errorf("aggregate: load %s: apply %s: %w", where(), le.Type, err)
+			return false, fmt.Errorf("aggregate: load %s: apply %s: %w", where(), le.Type, err)
 		}
 		root.state = state
 		root.version, root.committed = le.AggregateVersion, le.AggregateVersion
@@ -223,7 +276,49 @@ func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail)
 		r.stats.eventsReplayed.Add(1)
 	}
 	root.readTo = tail.End
-	return nil
+	return false, nil
+}
+
+// restoreError is an event that does not decode or apply on top of a
+// snapshot's state.
+type restoreError struct{ err error }
+
+func (e *restoreError) Error() string { return e.err.Error() }
+
+// readAfter applies to root the aggregate's events from the checkpoint on.
+// It reports false when the log shows events the read started too late for,
+// or when the checkpoint is of another partition than the aggregate's.
+func (r *Repository[S]) readAfter(ctx context.Context, root *Root[S], seq *log.Sequencer, cp snapshots.Checkpoint) (bool, error) {
+	tail, err := r.log.Read(ctx, r.typ.Name, root.id, cp.Offset)
+	if err != nil {
+		return false, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, root.id, err)
+	}
+	if tail.Partition != cp.EventsPartition {
+		return false, nil
+	}
+	gap, err := r.replayFrom(root, seq, tail, true)
+	if err != nil {
+		return false, &restoreError{err}
+	}
+	return !gap, nil
+}
+
+// checkpoint returns the checkpoint of the aggregate's partition, when the
+// snapshot store keeps checkpoints and has one.
+func (r *Repository[S]) checkpoint(ctx context.Context, id uuid.UUID) (snapshots.Checkpoint, bool) {
+	cr, ok := r.cfg.store.(snapshots.CheckpointReader)
+	if !ok {
+		return snapshots.Checkpoint{}, false
+	}
+	cp, err := cr.CheckpointOf(ctx, r.typ.Name, id)
+	if err != nil {
+		if !errors.Is(err, snapshots.ErrNotFound) {
+			r.cfg.logger.Warn("checkpoint not read, loading without it",
+				slog.String("aggregate_type", r.typ.Name), slog.String("aggregate_id", id.String()), slog.Any("error", err))
+		}
+		return snapshots.Checkpoint{}, false
+	}
+	return cp, true
 }
 
 func envelopeOf(le log.Event, ev any) Envelope {

@@ -69,6 +69,9 @@ type Kafka struct {
 	cl  *kgo.Client // non-transactional producer, metadata and fetches
 	adm *kadm.Client
 	rd  *kread.Reader
+	// poll has a client of its own: a broker answers one request per
+	// connection at a time, and a long poll must not hold up reads.
+	poll *kread.Reader
 
 	txns     chan *kgo.Client // idle transactional producers
 	txnMu    sync.Mutex
@@ -211,12 +214,18 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log: new kafka log: %w", err)
 	}
+	pollCl, err := kgo.NewClient(c.clientOpts...)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("log: new kafka log: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Kafka{
 		cfg:      c,
 		cl:       cl,
 		adm:      kadm.NewClient(cl),
 		rd:       kread.NewReader(cl),
+		poll:     kread.NewReader(pollCl),
 		txns:     make(chan *kgo.Client, c.txnProducers),
 		topics:   make(map[string]*kafkaTopic),
 		checkers: make(map[string]*topicChecker),
@@ -246,6 +255,7 @@ func (k *Kafka) Close() {
 		for i := 0; i < k.txnCount; i++ {
 			(<-k.txns).Close()
 		}
+		k.poll.Client.Close()
 		k.cl.Close()
 	})
 }
@@ -704,7 +714,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	retry := false
 	for leader, ps := range byLeader {
 		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
-		err := k.rd.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
+		err := k.poll.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
 			cl := claim{offset: r.Offset, key: string(r.Key)}
 			e, derr := fromRecord(r)
 			cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}

@@ -17,6 +17,11 @@
 // order_state.avsc is the state schema of the example Order aggregate,
 // record snaplog.example.OrderState.
 //
+// checkpoint.avsc is record snaplog.Checkpoint, written as is (no
+// composition) under the key "snaplog.checkpoint" in each partition of a
+// snapshot topic: how far the snapshotter has snapshotted one partition of
+// an events topic, and which snapshotter owns the topic.
+//
 // Package snapshots composes and compiles these schemas; this package only
 // carries the files.
 package schemas
@@ -44,12 +49,19 @@ var snapshot string
 //go:embed order_state.avsc
 var orderState string
 
+//go:embed checkpoint.avsc
+var checkpoint string
+
 // Snapshot returns the snapshot envelope schema (snapshot.avsc).
 func Snapshot() string { return snapshot }
 
 // OrderState returns the state schema of the example Order aggregate
 // (order_state.avsc).
 func OrderState() string { return orderState }
+
+// Checkpoint returns the schema of a snapshot topic's checkpoint records
+// (checkpoint.avsc).
+func Checkpoint() string { return checkpoint }
 
 // Read returns the schema file with the given name, such as
 // "order_state.avsc".

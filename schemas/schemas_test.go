@@ -16,6 +16,7 @@ func TestFiles(t *testing.T) {
 	want := map[string]string{
 		"snapshot.avsc":    schemas.Snapshot(),
 		"order_state.avsc": schemas.OrderState(),
+		"checkpoint.avsc":  schemas.Checkpoint(),
 	}
 	if len(names) != len(want) {
 		t.Errorf("files %q", names)

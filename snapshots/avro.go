@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"reflect"
@@ -35,6 +36,18 @@ import (
 // there, so a state schema should give its own namespace. Any Avro
 // implementation can rebuild the writer schema from the .avsc files the same
 // way (see package schemas) and read what AvroCodec writes.
+//
+// # Schema evolution
+//
+// An aggregate type has one current state schema, given to Register, which
+// Encode writes. Snapshots written with an earlier state schema carry that
+// schema's fingerprint; RegisterWriter makes the codec read them, resolving
+// each record to the current schema by the Avro specification's rules
+// (fields added with a default, fields removed, promotions such as int to
+// long, enum symbols, unions; see RegisterWriter). A snapshot whose
+// fingerprint the codec does not know fails to decode with ErrCorrupt, as
+// does one whose values cannot be resolved, so that a repository replays
+// the aggregate's events instead.
 //
 // # Encoding
 //
@@ -78,7 +91,8 @@ import (
 // package variables alone, since they are shared by everything in the
 // process that uses goavro.
 //
-// An AvroCodec is safe for concurrent use, Register included.
+// An AvroCodec is safe for concurrent use, Register and RegisterWriter
+// included.
 type AvroCodec struct {
 	mu     sync.RWMutex
 	byType map[string]*writer
@@ -96,6 +110,11 @@ type writer struct {
 	state       *schema
 	types       []string     // aggregate types registered with it; guarded by AvroCodec.mu
 	sizeHint    atomic.Int64 // largest encoding so far
+
+	// older maps the aggregate types that registered this schema as an
+	// older writer schema (RegisterWriter) to the resolution to their
+	// current one. Guarded by AvroCodec.mu; replaced, never changed.
+	older map[string]*resolver
 }
 
 const (
@@ -151,6 +170,63 @@ func (c *AvroCodec) Register(aggregateType, stateSchema string) error {
 	}
 	w.types = append(slices.Clip(w.types), aggregateType)
 	c.byType[aggregateType] = w
+	return nil
+}
+
+// RegisterWriter adds an older state schema of an aggregate type: one its
+// snapshots may have been written with before the schema given to Register.
+// Single-object encoding names only the writer schema, by fingerprint, so
+// the codec must know every older one it is to read. RegisterWriter
+// composes the full writer schema as Register does and checks, by the Avro
+// specification's schema resolution rules, that every record written with
+// it can be read as the type's current state schema; if not, it returns an
+// error that names the first field that cannot be read, and why. Decode
+// then reads such snapshots and returns their state in the current schema:
+// fields added since with their defaults, fields removed since dropped,
+// ints promoted to longs, and so on.
+//
+// The aggregate type must have been registered. Registering its current
+// schema, or an older one again, does nothing. Encode always writes the
+// current schema.
+func (c *AvroCodec) RegisterWriter(aggregateType, olderStateSchema string) error {
+	if aggregateType == "" {
+		return errors.New("snapshots: register writer: empty aggregate type")
+	}
+	cur := c.writer(aggregateType)
+	if cur == nil {
+		return fmt.Errorf("snapshots: register writer %s: aggregate type not registered: Register its current state schema first", aggregateType)
+	}
+	w, err := compileWriter(schemas.Snapshot(), olderStateSchema)
+	if err != nil {
+		return fmt.Errorf("snapshots: register writer %s: %w", aggregateType, err)
+	}
+	if w.fingerprint == cur.fingerprint {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if same, ok := c.byFP[w.fingerprint]; ok {
+		// Decode reads with the schema registered first under this
+		// fingerprint, so resolve from that one.
+		w = same
+	}
+	if _, ok := w.older[aggregateType]; ok {
+		return nil
+	}
+	res, err := newResolver(w.root, cur.root)
+	if err != nil {
+		where, cause := splitPath(err, "")
+		if where != "" {
+			where += ": "
+		}
+		return fmt.Errorf("snapshots: register writer %s: snapshots written with %#016x cannot be read as %#016x: %s%w",
+			aggregateType, w.fingerprint, cur.fingerprint, where, cause)
+	}
+	older := make(map[string]*resolver, len(w.older)+1)
+	maps.Copy(older, w.older)
+	older[aggregateType] = res
+	w.older = older
+	c.byFP[w.fingerprint] = w
 	return nil
 }
 
@@ -227,7 +303,7 @@ func (c *AvroCodec) Encode(s Snapshot) ([]byte, error) {
 		"version":        s.Version,
 		"schema_version": s.SchemaVersion,
 		"created_at":     s.CreatedAt,
-		"position":       map[string]any{"partition": s.Position.Partition, "offset": s.Position.Offset},
+		"position":       map[string]any{"partition": s.Position.Partition, "offset": s.Position.Offset, "save": s.Save.String()},
 		"state":          s.State,
 	}
 	native, err := w.root.toNative(rec)
@@ -248,8 +324,10 @@ func (c *AvroCodec) Encode(s Snapshot) ([]byte, error) {
 	return buf, nil
 }
 
-// Decode reads a snapshot written by Encode, with any registered schema.
-// Every failure wraps ErrCorrupt and says what is wrong and where.
+// Decode reads a snapshot written by Encode, with any registered schema:
+// the current state schema of its aggregate type, or an older one given to
+// RegisterWriter, whose records it resolves to the current schema. Every
+// failure wraps ErrCorrupt and says what is wrong and where.
 func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
 	if len(b) < headerLen {
 		return Snapshot{}, fmt.Errorf("%w: decode: %d bytes, shorter than the %d-byte single-object header", ErrCorrupt, len(b), headerLen)
@@ -261,8 +339,9 @@ func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
 	c.mu.RLock()
 	w := c.byFP[fp]
 	var types []string
+	var older map[string]*resolver
 	if w != nil {
-		types = w.types
+		types, older = w.types, w.older
 	}
 	c.mu.RUnlock()
 	if w == nil {
@@ -296,16 +375,21 @@ func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
 	if len(rest) > 0 {
 		return Snapshot{}, corrupt(typ, id, fmt.Errorf("%d trailing bytes after the record", len(rest)))
 	}
-	plain, err := w.root.fromNative(native)
+	var plain any
+	if slices.Contains(types, typ) {
+		plain, err = w.root.fromNative(native)
+	} else if res := older[typ]; res != nil {
+		plain, err = res.resolve(native)
+	} else {
+		of := slices.Concat(types, slices.Sorted(maps.Keys(older)))
+		return Snapshot{}, corrupt(typ, id, fmt.Errorf("written with the schema of %s", strings.Join(of, ", ")))
+	}
 	if err != nil {
 		return Snapshot{}, corrupt(typ, id, err)
 	}
 	s, err := snapshotFrom(plain)
 	if err != nil {
 		return Snapshot{}, corrupt(typ, id, err)
-	}
-	if !slices.Contains(types, s.AggregateType) {
-		return Snapshot{}, corrupt(typ, id, fmt.Errorf("written with the schema of %s", strings.Join(types, ", ")))
 	}
 	if err := s.Validate(); err != nil {
 		return Snapshot{}, corrupt(typ, id, err)
@@ -355,7 +439,7 @@ func snapshotFrom(plain any) (Snapshot, error) {
 	if s.AggregateID, err = uuid.Parse(idText); err != nil {
 		return Snapshot{}, fmt.Errorf("aggregate_id: %w", err)
 	}
-	var ok2, ok3, ok4, ok5, ok6, ok7, ok8 bool
+	var ok2, ok3, ok4, ok5, ok6, ok7, ok8, ok9 bool
 	var schemaVersion int32
 	var pos map[string]any
 	s.AggregateType, ok2 = rec["aggregate_type"].(string)
@@ -367,8 +451,14 @@ func snapshotFrom(plain any) (Snapshot, error) {
 	if pos, ok7 = rec["position"].(map[string]any); ok7 {
 		s.Position.Partition, ok7 = pos["partition"].(int32)
 		s.Position.Offset, ok8 = pos["offset"].(int64)
+		var saveText string
+		if saveText, ok9 = pos["save"].(string); ok9 {
+			if s.Save, err = uuid.Parse(saveText); err != nil {
+				return Snapshot{}, fmt.Errorf("position.save: %w", err)
+			}
+		}
 	}
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) {
 		return Snapshot{}, errors.New("envelope fields of unexpected types")
 	}
 	return s, nil
@@ -442,19 +532,28 @@ func compileWriter(envelope, state string) (*writer, error) {
 	if err := checkEnvelope(root); err != nil {
 		return nil, err
 	}
+	w, err := compileSchema(text, root)
+	if err != nil {
+		return nil, fmt.Errorf("writer schema: %w", err)
+	}
+	w.state = root.fields[root.fieldIndex[schemas.StateField]].typ
+	return w, nil
+}
+
+// compileSchema prepares a parsed schema and compiles it with goavro.
+func compileSchema(text string, root *schema) (*writer, error) {
 	if err := prepare(root); err != nil {
 		return nil, err
 	}
 	codec, err := goavro.NewCodec(text)
 	if err != nil {
-		return nil, fmt.Errorf("writer schema: goavro: %w", err)
+		return nil, fmt.Errorf("goavro: %w", err)
 	}
 	w := &writer{
 		text:        text,
 		fingerprint: rabin64([]byte(root.canonical())),
 		codec:       codec,
 		root:        root,
-		state:       root.fields[root.fieldIndex[schemas.StateField]].typ,
 	}
 	w.header[0], w.header[1] = marker0, marker1
 	binary.LittleEndian.PutUint64(w.header[2:], w.fingerprint)
@@ -491,8 +590,10 @@ func checkEnvelope(root *schema) error {
 	pos := root.fields[root.fieldIndex["position"]].typ
 	pi, ok1 := pos.fieldIndex["partition"]
 	oi, ok2 := pos.fieldIndex["offset"]
-	if !ok1 || !ok2 || len(pos.fields) != 2 || pos.fields[pi].typ.kind != kindInt || pos.fields[oi].typ.kind != kindLong {
-		return errors.New("envelope schema: position must be a record of an int partition and a long offset")
+	si, ok3 := pos.fieldIndex["save"]
+	if !ok1 || !ok2 || !ok3 || len(pos.fields) != 3 || pos.fields[pi].typ.kind != kindInt || pos.fields[oi].typ.kind != kindLong ||
+		pos.fields[si].typ.kind != kindString || pos.fields[si].typ.logical != logicalUUID {
+		return errors.New("envelope schema: position must be a record of an int partition, a long offset and a uuid save")
 	}
 	return nil
 }
@@ -558,7 +659,7 @@ func prepare(root *schema) error {
 		return nil
 	}
 	if err := visit(root); err != nil {
-		return fmt.Errorf("writer schema: %w", err)
+		return err
 	}
 	computeMinSize(root, make(map[*schema]bool))
 	return nil

@@ -26,7 +26,7 @@ const orderPCF = `{"name":"snaplog.Snapshot","type":"record","fields":[` +
 	`{"name":"aggregate_id","type":"string"},{"name":"aggregate_type","type":"string"},` +
 	`{"name":"version","type":"long"},{"name":"schema_version","type":"int"},` +
 	`{"name":"created_at","type":"long"},` +
-	`{"name":"position","type":{"name":"snaplog.LogPosition","type":"record","fields":[{"name":"partition","type":"int"},{"name":"offset","type":"long"}]}},` +
+	`{"name":"position","type":{"name":"snaplog.LogPosition","type":"record","fields":[{"name":"partition","type":"int"},{"name":"offset","type":"long"},{"name":"save","type":"string"}]}},` +
 	`{"name":"state","type":{"name":"snaplog.example.OrderState","type":"record","fields":[` +
 	`{"name":"order_id","type":"string"},{"name":"customer_id","type":["null","string"]},` +
 	`{"name":"customer_email","type":"string"},` +
@@ -59,9 +59,12 @@ func orderSnapshot(t testing.TB, o OrderState) snapshots.Snapshot {
 		SchemaVersion: 3,
 		CreatedAt:     createdAt,
 		Position:      log.Position{Partition: 2, Offset: 1234},
+		Save:          orderSave,
 		State:         state,
 	}
 }
+
+var orderSave = uuid.MustParse("9b2e4c1a-7d3f-4e5a-8b6c-0d1e2f3a4b5c")
 
 func mustEncode(t testing.TB, c *snapshots.AvroCodec, s snapshots.Snapshot) []byte {
 	t.Helper()
@@ -92,7 +95,7 @@ func TestAvroRoundTripOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			if out.AggregateID != in.AggregateID || out.AggregateType != in.AggregateType ||
-				out.Version != in.Version || out.SchemaVersion != in.SchemaVersion || out.Position != in.Position {
+				out.Version != in.Version || out.SchemaVersion != in.SchemaVersion || out.Position != in.Position || out.Save != in.Save {
 				t.Errorf("envelope: got %v, want %v", out, in)
 			}
 			if want := createdAt.Truncate(time.Microsecond).UTC(); out.CreatedAt != want {
@@ -199,7 +202,7 @@ func TestAvroSchemaFilesAgree(t *testing.T) {
 		"version":        int64(42),
 		"schema_version": int32(3),
 		"created_at":     createdAt.Truncate(time.Microsecond).UTC(),
-		"position":       map[string]any{"partition": int32(2), "offset": int64(1234)},
+		"position":       map[string]any{"partition": int32(2), "offset": int64(1234), "save": orderSave.String()},
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(rec[k], v) {
@@ -383,7 +386,7 @@ func encodeWith(t *testing.T, c *snapshots.AvroCodec, s snapshots.Snapshot) []by
 	b, err := codec.SingleFromNative(nil, map[string]any{
 		"aggregate_id": s.AggregateID.String(), "aggregate_type": s.AggregateType,
 		"version": s.Version, "schema_version": int32(s.SchemaVersion), "created_at": s.CreatedAt,
-		"position": map[string]any{"partition": s.Position.Partition, "offset": s.Position.Offset},
+		"position": map[string]any{"partition": s.Position.Partition, "offset": s.Position.Offset, "save": s.Save.String()},
 		"state":    state,
 	})
 	if err != nil {
@@ -413,11 +416,12 @@ func envelope(fp uint64, aggregateType string) []byte {
 	binary.LittleEndian.PutUint64(b[2:], fp)
 	b = appendString(b, "550e8400-e29b-41d4-a716-446655440000")
 	b = appendString(b, aggregateType)
-	b = appendLong(b, 1)    // version
-	b = appendLong(b, 1)    // schema_version
-	b = appendLong(b, 0)    // created_at
-	b = appendLong(b, 0)    // position.partition
-	return appendLong(b, 0) // position.offset
+	b = appendLong(b, 1)                       // version
+	b = appendLong(b, 1)                       // schema_version
+	b = appendLong(b, 0)                       // created_at
+	b = appendLong(b, 0)                       // position.partition
+	b = appendLong(b, 0)                       // position.offset
+	return appendString(b, orderSave.String()) // position.save
 }
 
 // rawOrder builds an Order snapshot by hand. With customer nil, it appends
@@ -494,6 +498,33 @@ func TestAvroEncodeErrors(t *testing.T) {
 			t.Error("Encode changed the state")
 		}
 	})
+}
+
+// The save of the snapshot's last event round-trips, uuid.Nil included, as
+// the 36-character string form; a save that is not a uuid is corrupt.
+func TestAvroSave(t *testing.T) {
+	c := newOrderCodec(t)
+	for _, save := range []uuid.UUID{orderSave, uuid.Nil} {
+		s := orderSnapshot(t, orderWithItems(1))
+		s.Save = save
+		b := mustEncode(t, c, s)
+		if !bytes.Contains(b, []byte(save.String())) {
+			t.Errorf("%s not in the encoding", save)
+		}
+		out, err := c.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Save != save {
+			t.Errorf("Save = %s, want %s", out.Save, save)
+		}
+	}
+	b := mustEncode(t, c, orderSnapshot(t, orderWithItems(1)))
+	b = bytes.Replace(b, []byte(orderSave.String()), []byte(strings.Repeat("x", 36)), 1)
+	_, err := c.Decode(b)
+	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), `position.save: string "xxxx`) {
+		t.Errorf("error %v", err)
+	}
 }
 
 func item(s *snapshots.Snapshot, i int) map[string]any {
@@ -719,11 +750,26 @@ func TestAvroDecodeLimits(t *testing.T) {
 func TestAvroConcurrent(t *testing.T) {
 	c := newOrderCodec(t)
 	b := mustEncode(t, c, orderSnapshot(t, orderWithItems(10)))
+	old := snapshots.NewAvroCodec()
+	if err := old.Register("Order", orderStateV0); err != nil {
+		t.Fatal(err)
+	}
+	v0 := orderSnapshot(t, orderWithItems(0))
+	v0.State = map[string]any{"order_id": v0.AggregateID, "customer_email": "a@b", "items": []any{}, "status": "new", "total_amount": 1}
+	bv0 := mustEncode(t, old, v0)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 50 {
 				if _, err := c.Decode(b); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := c.RegisterWriter("Order", orderStateV0); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := c.Decode(bv0); err != nil {
 					t.Error(err)
 					return
 				}
@@ -794,6 +840,7 @@ func ExampleAvroCodec() {
 		SchemaVersion: 1,
 		CreatedAt:     time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Position:      log.Position{Partition: 0, Offset: 17},
+		Save:          uuid.MustParse("6f1c2a3b-4d5e-4f60-8172-93a4b5c6d7e8"),
 		State:         state,
 	})
 	if err != nil {
@@ -817,7 +864,7 @@ func ExampleAvroCodec() {
 	fmt.Println(back.CustomerEmail, back.Items[0].ProductName, back.CustomerID == nil)
 	fmt.Printf("%q\n", codec.StateFields("Order"))
 	// Output:
-	// header c3 01, fingerprint 0x150426067d4cf94a
+	// header c3 01, fingerprint 0x56e6efb189607e5a
 	// Order 550e8400-e29b-41d4-a716-446655440000 v3 (schema 1, at 0@17)
 	// ann@example.com tea true
 	// ["order_id" "customer_id" "customer_email" "items" "status" "total_amount"]

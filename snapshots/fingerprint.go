@@ -156,6 +156,8 @@ type schema struct {
 	fieldIndex map[string]int // record: field name -> index
 	symbols    []string       // enum
 	symbolSet  map[string]bool
+	enumDef    string // enum: the default symbol, used by schema resolution
+	hasEnumDef bool
 	items      *schema   // array
 	values     *schema   // map
 	branches   []*schema // union
@@ -321,6 +323,13 @@ func (p *parser) object(m map[string]any, ns string) (*schema, error) {
 			}
 			s.symbolSet[sym] = true
 			s.symbols = append(s.symbols, sym)
+		}
+		if d, ok := m["default"]; ok {
+			sym, ok := d.(string)
+			if !ok || !s.symbolSet[sym] {
+				return nil, fmt.Errorf("enum %s: default %v is not one of its symbols", full, d)
+			}
+			s.enumDef, s.hasEnumDef = sym, true
 		}
 		return s, nil
 	case "fixed":

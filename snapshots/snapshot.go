@@ -70,6 +70,16 @@ type Store interface {
 	Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error
 }
 
+// CheckpointReader is implemented by stores that keep the snapshotter's
+// checkpoints (see Checkpoint). A repository whose store implements it
+// starts loads at the checkpoint of the aggregate's partition when that is
+// past the aggregate's snapshot, or when the aggregate has no snapshot.
+type CheckpointReader interface {
+	// CheckpointOf returns the latest checkpoint of the partition that holds
+	// the aggregate, or an error wrapping ErrNotFound.
+	CheckpointOf(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (Checkpoint, error)
+}
+
 // Validate reports what is missing from a snapshot that a Store needs.
 func (s Snapshot) Validate() error {
 	var errs []error

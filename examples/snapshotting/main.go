@@ -4,40 +4,174 @@
 // that makes a load ignore its snapshot, load times with and without a
 // snapshot, and what a snapshot holds.
 //
-// It runs on the embedded default, the in-memory event log and snapshot
-// store, and needs no broker:
+// It runs the scenarios on one of three backends. By default it uses the
+// in-memory event log and snapshot store, and needs no broker:
 //
 //	go run ./examples/snapshotting
 //
+// With -brokers embedded it starts an in-process Kafka-protocol broker,
+// franz-go's kfake, and runs on the Kafka event log and the Kafka snapshot
+// store (a compacted topic of Avro snapshots) there:
+//
+//	go run ./examples/snapshotting -brokers embedded
+//
+// With -brokers and a comma-separated list of host:port it runs on the
+// same Kafka log and store on that cluster:
+//
+//	go run ./examples/snapshotting -brokers 127.0.0.1:9092
+//
+// On Kafka every scenario gets topics of its own, fresh as the in-memory
+// default's log and store are, named after a prefix that is new for each
+// run ("snaplog.example." and eight random hex digits), so that runs never
+// share topics. The topics have -partitions partitions (default 3) and
+// replication factor -replication (default 1). On a cluster named with
+// -brokers the program deletes its topics at the end, unless -keep is
+// given; a failed delete is reported but does not fail the run. The
+// embedded broker's topics end with the program.
+//
 // It prints what each scenario did, in the layout of the Python library
-// eventsource-py's snapshotting example, and exits with status 1 and a
-// message if a step fails.
+// eventsource-py's snapshotting example, the same on every backend but for
+// times and ids. One line on standard error names the backend. It exits
+// with status 1 and a message if a step fails, and with status 2 on a
+// wrong command line.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
+// embedded is the -brokers value that asks for the in-process broker.
+const embedded = "embedded"
+
+// config is what the command line asks for.
+type config struct {
+	brokers     string // "" for the in-memory backend, embedded, or host:port,...
+	partitions  int
+	replication int
+	keep        bool
+}
+
+// seeds returns the host:port list of -brokers, nil for the in-memory and
+// embedded backends.
+func (c config) seeds() []string {
+	if c.brokers == embedded {
+		return nil
+	}
+	var seeds []string
+	for s := range strings.SplitSeq(c.brokers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			seeds = append(seeds, s)
+		}
+	}
+	return seeds
+}
+
+// parseFlags reads the command line; usage and errors go to stderr.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("snapshotting", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: snapshotting [-brokers embedded|host:port,...] [-partitions n] [-replication n] [-keep]")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.brokers, "brokers", "",
+		`Kafka brokers to run on, comma-separated host:port; "embedded" for an in-process broker; empty for the in-memory log and store`)
+	fs.IntVar(&c.partitions, "partitions", 3, "partition count of the Kafka topics")
+	fs.IntVar(&c.replication, "replication", 1, "replication factor of the Kafka topics (-1: the broker's default)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the run's topics on the cluster named with -brokers instead of deleting them")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.brokers = strings.TrimSpace(c.brokers)
+	switch {
+	case c.brokers == "":
+		for _, name := range []string{"partitions", "replication", "keep"} {
+			if set[name] {
+				errs = append(errs, fmt.Errorf("-%s applies only to Kafka: give -brokers", name))
+			}
+		}
+	case c.brokers == embedded:
+		if c.keep {
+			errs = append(errs, errors.New("-keep: the embedded broker's topics end with the program"))
+		}
+		if c.replication > 1 {
+			errs = append(errs, fmt.Errorf("-replication %d: the embedded broker has one node", c.replication))
+		}
+	case len(c.seeds()) == 0:
+		errs = append(errs, fmt.Errorf("-brokers %q lists no broker", c.brokers))
+	}
+	if c.partitions < 1 || c.partitions > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("-partitions %d: must be positive", c.partitions))
+	}
+	if c.replication != -1 && (c.replication < 1 || c.replication > math.MaxInt16) {
+		errs = append(errs, fmt.Errorf("-replication %d: must be -1 or from 1 to %d", c.replication, math.MaxInt16))
+	}
+	if len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(stderr, "snapshotting:", err)
+		}
+		fs.Usage()
+		return c, errors.Join(errs...)
+	}
+	return c, nil
+}
+
 func main() {
-	if err := run(os.Stdout); err != nil {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		os.Exit(2)
+	}
+	// An interrupt ends the run, and the topics are still deleted.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = runWith(ctx, os.Stdout, os.Stderr, cfg)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "snapshotting:", err)
 		os.Exit(1)
 	}
+}
+
+// runWith runs every scenario on the backend cfg names, writing their
+// output to w and the line that names the backend to info.
+func runWith(ctx context.Context, w, info io.Writer, cfg config) error {
+	switch cfg.brokers {
+	case "":
+		fmt.Fprintln(info, "snapshotting: on the in-memory event log and snapshot store")
+		return runOn(ctx, w, memoryBackend)
+	case embedded:
+		return runEmbedded(ctx, w, info, cfg)
+	}
+	return runOnKafka(ctx, w, info, cfg.seeds(), cfg)
 }
 
 // backend gives each scenario a fresh event log and snapshot store, so that
 // the scenarios run the same way on every backend.
 type backend func(ctx context.Context) (aggregate.EventLog, snapshots.Store, error)
 
-// memoryBackend is the embedded default: an in-memory log and store.
+// memoryBackend is the default: an in-memory log and store.
 func memoryBackend(context.Context) (aggregate.EventLog, snapshots.Store, error) {
 	events, err := log.NewMemory()
 	if err != nil {
@@ -62,12 +196,7 @@ var scenarios = []scenario{
 	{"SNAPSHOT INSPECTION EXAMPLE", snapshotInspection},
 }
 
-// run runs every scenario on the in-memory backend and writes their output
-// to w.
-func run(w io.Writer) error {
-	return runOn(context.Background(), w, memoryBackend)
-}
-
+// runOn runs every scenario on be and writes their output to w.
 func runOn(ctx context.Context, w io.Writer, be backend) error {
 	p := &printer{w: w}
 	for _, s := range scenarios {

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/snaplog/snaplog/aggregate"
+	"github.com/snaplog/snaplog/examples/order"
+	"github.com/snaplog/snaplog/internal/kafkatest"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
@@ -69,16 +76,15 @@ func linePattern(want string) *regexp.Regexp {
 
 func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 
-func TestOutput(t *testing.T) {
+// checkOutput compares the program's output with testdata/expected.txt,
+// line by line.
+func checkOutput(t *testing.T, output string) {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/expected.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := run(&out); err != nil {
-		t.Fatalf("run: %v\noutput so far:\n%s", err, out.String())
-	}
-	want, got := lines(string(raw)), lines(out.String())
+	want, got := lines(string(raw)), lines(output)
 	for i := range max(len(want), len(got)) {
 		switch {
 		case i >= len(got):
@@ -90,13 +96,220 @@ func TestOutput(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("output:\n%s", out.String())
+		t.Logf("output:\n%s", output)
 	}
 
 	// The snapshot inspected is of the order whose state it holds.
 	aggID := valueAfter(got, "  Aggregate ID: ")
 	if orderID := valueAfter(got, "  order_id: "); aggID == "" || aggID != orderID {
 		t.Errorf("inspection: aggregate id %q, state order_id %q", aggID, orderID)
+	}
+}
+
+// runArgs runs the program with the command line args and returns what it
+// wrote to standard output and to standard error.
+func runArgs(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	cfg, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, info bytes.Buffer
+	if err := runWith(ctx, &out, &info, cfg); err != nil {
+		t.Fatalf("run %q: %v\nstderr:\n%s\noutput so far:\n%s", args, err, info.String(), out.String())
+	}
+	return out.String(), info.String()
+}
+
+func TestOutput(t *testing.T) {
+	out, info := runArgs(t)
+	checkOutput(t, out)
+	if want := "snapshotting: on the in-memory event log and snapshot store\n"; info != want {
+		t.Errorf("stderr %q, want %q", info, want)
+	}
+}
+
+// The six scenarios on franz-go's in-process broker, kfake, with the
+// Kafka event log and snapshot store print what they print in memory.
+func TestOutputEmbedded(t *testing.T) {
+	out, info := runArgs(t, "-brokers", "embedded")
+	checkOutput(t, out)
+	backend := regexp.MustCompile(`^snapshotting: on an embedded Kafka-protocol broker \(kfake\) at 127\.0\.0\.1:\d+ \(topics snaplog\.example\.[0-9a-f]{8}\.\*\)\n$`)
+	if !backend.MatchString(info) {
+		t.Errorf("stderr %q, want a match of %s", info, backend)
+	}
+}
+
+// kafkaRun matches what the program writes to standard error on a Kafka
+// cluster; the group is the run's topic prefix.
+var kafkaRun = regexp.MustCompile(`^snapshotting: on Kafka at \S+ \(topics (snaplog\.example\.[0-9a-f]{8}\.)\*\)\n`)
+
+// runTopics returns the topics of the cluster whose names start with
+// prefix.
+func runTopics(t *testing.T, adm *kadm.Client, prefix string) kadm.TopicDetails {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := kadm.TopicDetails{}
+	for name, d := range all {
+		if strings.HasPrefix(name, prefix) {
+			run[name] = d
+		}
+	}
+	return run
+}
+
+// The six scenarios on a real broker print what they print in memory, and
+// the run deletes its topics.
+func TestOutputKafka(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	out, info := runArgs(t, "-brokers", strings.Join(brokers, ","))
+	checkOutput(t, out)
+	m := kafkaRun.FindStringSubmatch(info)
+	if m == nil || len(info) != len(m[0]) {
+		t.Fatalf("stderr %q, want one match of %s", info, kafkaRun)
+	}
+	// A deleted topic may linger in the broker's metadata for a moment.
+	adm := kafkatest.Admin(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := runTopics(t, adm, m[1])
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topics left behind: %v", left.Names())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// With -keep the run leaves its topics: for each scenario an events topic
+// that keeps events forever and a compacted snapshot topic, with the
+// partition count asked for.
+func TestKafkaKeep(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	out, info := runArgs(t, "-brokers", strings.Join(brokers, ","), "-partitions", "2", "-keep")
+	checkOutput(t, out)
+	m := kafkaRun.FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("stderr %q, want a match of %s", info, kafkaRun)
+	}
+	var want []string
+	for i := 1; i <= len(scenarios); i++ {
+		want = append(want,
+			fmt.Sprintf("%ss%d.events.%s", m[1], i, order.TypeName),
+			fmt.Sprintf("%ss%d.snapshots.%s", m[1], i, order.TypeName))
+	}
+	kafkatest.DeleteTopicsOnCleanup(t, want...)
+	if wantInfo := fmt.Sprintf("snapshotting: kept the run's %d topics %s*\n", len(want), m[1]); info[len(m[0]):] != wantInfo {
+		t.Errorf("stderr after the first line %q, want %q", info[len(m[0]):], wantInfo)
+	}
+
+	adm := kafkatest.Admin(t)
+	kept := runTopics(t, adm, m[1])
+	slices.Sort(want)
+	if got := kept.Names(); !slices.Equal(got, want) {
+		t.Fatalf("kept topics %v, want %v", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	configs, err := adm.DescribeTopicConfigs(ctx, want...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range want {
+		if n := len(kept[name].Partitions); n != 2 {
+			t.Errorf("%s: %d partitions, want 2", name, n)
+		}
+		rc, err := configs.On(name, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		if err != nil {
+			t.Errorf("%s: describe configs: %v", name, err)
+			continue
+		}
+		policy := ""
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil {
+				policy = *c.Value
+			}
+		}
+		wantPolicy := "compact"
+		if strings.Contains(name, ".events.") {
+			wantPolicy = "delete"
+		}
+		if policy != wantPolicy {
+			t.Errorf("%s: cleanup.policy=%q, want %q", name, policy, wantPolicy)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want config // when ok
+		err  string // a part of the error, "" when ok
+	}{
+		{nil, config{partitions: 3, replication: 1}, ""},
+		{[]string{"-brokers", ""}, config{partitions: 3, replication: 1}, ""},
+		{[]string{"-brokers", "embedded"}, config{brokers: "embedded", partitions: 3, replication: 1}, ""},
+		{[]string{"-brokers", " a:9092, b:9092 ", "-partitions", "6", "-replication", "-1", "-keep"},
+			config{brokers: "a:9092, b:9092", partitions: 6, replication: -1, keep: true}, ""},
+		{[]string{"-keep"}, config{}, "-keep applies only to Kafka"},
+		{[]string{"-partitions", "3"}, config{}, "-partitions applies only to Kafka"},
+		{[]string{"-brokers", "embedded", "-keep"}, config{}, "-keep: the embedded broker"},
+		{[]string{"-brokers", "embedded", "-replication", "3"}, config{}, "the embedded broker has one node"},
+		{[]string{"-brokers", ","}, config{}, "lists no broker"},
+		{[]string{"-brokers", "a:9092", "-partitions", "0"}, config{}, "-partitions 0"},
+		{[]string{"-brokers", "a:9092", "-replication", "0"}, config{}, "-replication 0"},
+		{[]string{"-brokers", "a:9092", "-replication", "40000"}, config{}, "-replication 40000"},
+		{[]string{"extra"}, config{}, "unexpected arguments"},
+		{[]string{"-nope"}, config{}, "flag provided but not defined"},
+	} {
+		name := strings.Join(tc.args, " ")
+		if name == "" {
+			name = "no flags"
+		}
+		t.Run(name, func(t *testing.T) {
+			got, err := parseFlags(tc.args, io.Discard)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.err == "" && got != tc.want:
+				t.Fatalf("config %+v, want %+v", got, tc.want)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("error %v, want one containing %q", err, tc.err)
+			}
+		})
+	}
+	// Every problem is reported at once.
+	_, err := parseFlags([]string{"-brokers", "embedded", "-keep", "-partitions", "-1"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-keep") || !strings.Contains(err.Error(), "-partitions -1") {
+		t.Errorf("error %v, want both -keep and -partitions", err)
+	}
+}
+
+func TestConfigSeeds(t *testing.T) {
+	for _, tc := range []struct {
+		brokers string
+		want    []string
+	}{
+		{"", nil},
+		{"embedded", nil},
+		{"127.0.0.1:9092", []string{"127.0.0.1:9092"}},
+		{" a:1 ,, b:2 ", []string{"a:1", "b:2"}},
+	} {
+		if got := (config{brokers: tc.brokers}).seeds(); !slices.Equal(got, tc.want) {
+			t.Errorf("seeds of %q = %q, want %q", tc.brokers, got, tc.want)
+		}
 	}
 }
 
@@ -151,8 +364,8 @@ var errWrite = errors.New("disk full")
 func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }
 
 func TestWriteError(t *testing.T) {
-	if err := run(failingWriter{}); !errors.Is(err, errWrite) {
-		t.Fatalf("run = %v, want %v", err, errWrite)
+	if err := runWith(context.Background(), failingWriter{}, io.Discard, config{}); !errors.Is(err, errWrite) {
+		t.Fatalf("runWith = %v, want %v", err, errWrite)
 	}
 }
 

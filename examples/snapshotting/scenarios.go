@@ -209,9 +209,10 @@ func backgroundSnapshot(ctx context.Context, p *printer, be backend) error {
 	if err != nil {
 		return err
 	}
-	// An in-memory write finishes within microseconds, before the program
-	// could look at the pending count; a store with a network round trip's
-	// latency shows the snapshot in flight, as a remote store would.
+	// A write to memory, or to a broker on the same host, can finish
+	// before the program looks at the pending count; a store whose writes
+	// take at least storeLatency shows the snapshot in flight on every
+	// backend, as a remote store's round trip would.
 	repo, err := newRepo(events, order.SchemaVersion,
 		aggregate.WithSnapshotStore(slowStore{store, storeLatency}),
 		aggregate.WithSnapshotThreshold(5),

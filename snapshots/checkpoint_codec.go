@@ -1,0 +1,161 @@
+package snapshots
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/snaplog/snaplog/schemas"
+)
+
+// CheckpointKey is the record key under which checkpoints are written in
+// each partition of a snapshot topic. It is not the key of any snapshot.
+const CheckpointKey = "snaplog.checkpoint"
+
+// IsCheckpointKey reports whether a record key of a snapshot topic is
+// CheckpointKey: whether the record holds a checkpoint rather than a
+// snapshot.
+func IsCheckpointKey(key []byte) bool { return string(key) == CheckpointKey }
+
+// Checkpoint is how far the snapshotter has snapshotted one partition of an
+// events topic. The snapshotter writes one under CheckpointKey in the
+// snapshot topic's partition that holds the snapshots of that events
+// partition's aggregates.
+type Checkpoint struct {
+	// EventsTopic and EventsPartition name the events partition covered.
+	EventsTopic     string
+	EventsPartition int32
+	// Offset is the checkpoint itself: every aggregate of the events
+	// partition with events before this offset has a snapshot, in the same
+	// snapshot topic partition, that includes them.
+	Offset int64
+	// Owner names the snapshotter that writes the snapshot topic, or is
+	// empty when none does. Repositories refuse to write snapshots to a
+	// topic that has an owner.
+	Owner string
+	// WrittenAt is when the checkpoint was written. It is stored in
+	// microseconds: DecodeCheckpoint returns it truncated to the
+	// microsecond, in UTC.
+	WrittenAt time.Time
+}
+
+func (c Checkpoint) String() string {
+	return fmt.Sprintf("checkpoint %s/%d@%d by %s", c.EventsTopic, c.EventsPartition, c.Offset, c.Owner)
+}
+
+func (c Checkpoint) validate() error {
+	var errs []error
+	if c.EventsTopic == "" {
+		errs = append(errs, errors.New("empty events topic"))
+	}
+	if c.EventsPartition < 0 {
+		errs = append(errs, fmt.Errorf("events partition %d is negative", c.EventsPartition))
+	}
+	if c.Offset < 0 {
+		errs = append(errs, fmt.Errorf("offset %d is negative", c.Offset))
+	}
+	return errors.Join(errs...)
+}
+
+// checkpointCodec is the compiled schemas/checkpoint.avsc.
+var checkpointCodec = sync.OnceValues(func() (*writer, error) {
+	root, err := parseSchema(schemas.Checkpoint())
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	w, err := compileSchema(schemas.Checkpoint(), root)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	return w, nil
+})
+
+// EncodeCheckpoint returns the checkpoint in Avro single-object encoding
+// with the schema schemas/checkpoint.avsc: the marker bytes 0xC3 0x01, the
+// 8-byte little-endian CRC-64-AVRO fingerprint of the schema's Parsing
+// Canonical Form, then the record in Avro binary encoding. The events topic
+// must not be empty, nor the partition and offset negative.
+func EncodeCheckpoint(c Checkpoint) ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("snapshots: encode %s: %w", c, err)
+	}
+	w, err := checkpointCodec()
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: encode %s: %w", c, err)
+	}
+	native, err := w.root.toNative(map[string]any{
+		"events_topic":     c.EventsTopic,
+		"events_partition": c.EventsPartition,
+		"offset":           c.Offset,
+		"owner":            c.Owner,
+		"written_at":       c.WrittenAt,
+	})
+	if err != nil {
+		where, cause := splitPath(err, "")
+		return nil, fmt.Errorf("snapshots: encode %s: %s: %w", c, where, cause)
+	}
+	buf := make([]byte, headerLen, 64+len(c.EventsTopic)+len(c.Owner))
+	copy(buf, w.header[:])
+	buf, err = binaryFromNative(w.codec, buf, native)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: encode %s: %w", c, err)
+	}
+	return buf, nil
+}
+
+// DecodeCheckpoint reads a checkpoint written by EncodeCheckpoint. It checks
+// the bytes against the schema before decoding them, as AvroCodec.Decode
+// does, and never panics. Every failure wraps ErrCorrupt.
+func DecodeCheckpoint(b []byte) (Checkpoint, error) {
+	w, err := checkpointCodec()
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: decode checkpoint: %w", ErrCorrupt, err)
+	}
+	bad := func(err error) (Checkpoint, error) {
+		return Checkpoint{}, fmt.Errorf("%w: decode checkpoint: %w", ErrCorrupt, err)
+	}
+	if len(b) < headerLen {
+		return bad(fmt.Errorf("%d bytes, shorter than the %d-byte single-object header", len(b), headerLen))
+	}
+	if b[0] != marker0 || b[1] != marker1 {
+		return bad(fmt.Errorf("marker %#02x %#02x, want 0xc3 0x01 (Avro single-object encoding)", b[0], b[1]))
+	}
+	if !bytes.Equal(b[2:headerLen], w.header[2:]) {
+		return bad(fmt.Errorf("writer schema fingerprint %#016x, want %#016x (schemas/checkpoint.avsc)",
+			binary.LittleEndian.Uint64(b[2:headerLen]), w.fingerprint))
+	}
+	body := b[headerLen:]
+	r := reader{buf: body, zero: maxZeroSizeItems}
+	if err := r.walk(w.root, 1); err != nil {
+		return bad(err)
+	}
+	if len(r.buf) > 0 {
+		return bad(fmt.Errorf("%d trailing bytes after the record", len(r.buf)))
+	}
+	native, _, err := nativeFromBinary(w.codec, body)
+	if err != nil {
+		return bad(err)
+	}
+	plain, err := w.root.fromNative(native)
+	if err != nil {
+		return bad(err)
+	}
+	rec, _ := plain.(map[string]any)
+	var c Checkpoint
+	var ok [5]bool
+	c.EventsTopic, ok[0] = rec["events_topic"].(string)
+	c.EventsPartition, ok[1] = rec["events_partition"].(int32)
+	c.Offset, ok[2] = rec["offset"].(int64)
+	c.Owner, ok[3] = rec["owner"].(string)
+	c.WrittenAt, ok[4] = rec["written_at"].(time.Time)
+	if ok != [5]bool{true, true, true, true, true} {
+		return bad(errors.New("fields of unexpected types"))
+	}
+	if err := c.validate(); err != nil {
+		return bad(fmt.Errorf("%s: %w", c, err))
+	}
+	return c, nil
+}

@@ -1,0 +1,862 @@
+package snapshots
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/internal/kread"
+	"github.com/snaplog/snaplog/log"
+)
+
+// DefaultTopicPrefix is the default prefix of snapshot topic names: the
+// snapshots of aggregate type T live in DefaultTopicPrefix + T.
+const DefaultTopicPrefix = "snaplog.snapshots."
+
+// ErrOwned is reported (through errors.Is) by Put and Delete on a
+// partition whose checkpoints declare a snapshotter owner other than the
+// store's own (WithOwner): only that snapshotter writes there.
+var ErrOwned = errors.New("snapshots: snapshot topic is owned by a snapshotter")
+
+// ErrTopicLayout is reported (through errors.Is) for a snapshot topic that
+// cannot serve: not compacted, or not partitioned like its events topic.
+var ErrTopicLayout = errors.New("snapshots: snapshot topic layout")
+
+// Kafka is a Store on log-compacted Kafka topics, one per aggregate type,
+// co-partitioned with the aggregate type's events topic: same partition
+// count, same key (the aggregate id), so an aggregate's snapshot lives in
+// the partition number of its events. Values are the AvroCodec's
+// single-object encoding; a tombstone deletes a snapshot.
+//
+// Each partition of a snapshot topic also holds the snapshotter's
+// checkpoints, under the key CheckpointKey: "every aggregate of events
+// partition p with events before offset C has a snapshot here that includes
+// them" (see Checkpoint). Kafka implements CheckpointReader, so a repository
+// on it starts loads at the checkpoint when that is past the snapshot. A
+// checkpoint's Owner declares the snapshotter that writes the topic; Put and
+// Delete refuse to write to a partition owned by someone else (ErrOwned).
+//
+// Reads come from a materialized view. A partition is restored on its first
+// use (read from its start to its end as of then) and kept current by one
+// goroutine that tails every restored partition. The view keeps, per
+// aggregate, the version and offset of its latest snapshot, and the encoded
+// value while the cache budget (WithViewCacheBytes) allows; a value beyond
+// the budget is fetched from Kafka when asked for. It never lets a lower
+// version replace a higher one it holds, and it skips, counts and logs (with
+// topic, partition and offset) records it cannot decode or that name
+// another aggregate.
+//
+// Kafka owns its clients, built from the options given to NewKafka, and
+// closes them in Close. It is safe for concurrent use.
+type Kafka struct {
+	cfg kafkaConfig
+	cl  *kgo.Client
+	adm *kadm.Client
+	rd  *kread.Reader
+	// poll has a client of its own: a broker answers one request per
+	// connection at a time, and the tailing long poll must not hold up
+	// restores and reads.
+	poll  *kread.Reader
+	codec *AvroCodec
+
+	mu      sync.Mutex
+	types   map[string]*kafkaType
+	tailing bool
+
+	cached  atomic.Int64 // bytes of values the view holds
+	skipped atomic.Uint64
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var (
+	_ Store            = (*Kafka)(nil)
+	_ CheckpointReader = (*Kafka)(nil)
+)
+
+type kafkaType struct {
+	name        string // aggregate type
+	topic       *kread.Topic
+	eventsTopic string
+	parts       []*viewPart
+}
+
+// viewPart is the view of one partition of a snapshot topic.
+type viewPart struct {
+	p int32
+
+	mu         sync.RWMutex
+	restored   bool
+	restoring  chan struct{} // closed when a restore ends
+	restoreErr error
+	entries    map[uuid.UUID]*viewEntry
+	checkpoint *Checkpoint
+	next       int64 // the offset the view has read up to
+}
+
+// viewEntry is what the view keeps of one aggregate: about 100 bytes with
+// its map slot, plus the value while the cache budget allows.
+type viewEntry struct {
+	version int64
+	offset  int64
+	value   []byte
+}
+
+type kafkaConfig struct {
+	clientOpts  []kgo.Opt
+	prefix      string
+	eventPrefix string
+	replication int16
+	owner       string
+	cacheBytes  int64
+	topicConfig map[string]string
+	poll        time.Duration
+	logger      *slog.Logger
+	errs        []error
+}
+
+// KafkaOption configures a Kafka store.
+type KafkaOption interface{ applyKafka(*kafkaConfig) }
+
+type kafkaOption func(*kafkaConfig)
+
+func (f kafkaOption) applyKafka(c *kafkaConfig) { f(c) }
+
+// KafkaClient sets the franz-go options of the store's client: seed
+// brokers, TLS, SASL and the like. Required (at least kgo.SeedBrokers). The
+// store adds acks=all, idempotence, no linger and explicit partitioning.
+func KafkaClient(opts ...kgo.Opt) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.clientOpts = append(c.clientOpts, opts...) })
+}
+
+// WithTopicPrefix sets the prefix of snapshot topic names. Default:
+// DefaultTopicPrefix ("snaplog.snapshots.").
+func WithTopicPrefix(p string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.prefix = p })
+}
+
+// WithEventsTopicPrefix sets the prefix of the events topics the snapshot
+// topics are co-partitioned with; it must be the event log's. Default:
+// log.DefaultTopicPrefix ("snaplog.events.").
+func WithEventsTopicPrefix(p string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) { c.eventPrefix = p })
+}
+
+// WithReplicationFactor sets the replication factor of the snapshot topics
+// the store creates. Default: -1, the broker's default.replication.factor.
+func WithReplicationFactor(n int16) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n == 0 || n < -1 {
+			c.errs = append(c.errs, fmt.Errorf("WithReplicationFactor: must be positive or -1, got %d", n))
+		}
+		c.replication = n
+	})
+}
+
+// WithOwner makes the store write as the named snapshotter: it may write to
+// partitions whose checkpoints name it as owner, and its checkpoints carry
+// the name. Default: none; the store refuses to write to owned partitions,
+// which is what a repository's store must do.
+func WithOwner(name string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if name == "" {
+			c.errs = append(c.errs, errors.New("WithOwner: empty name"))
+		}
+		c.owner = name
+	})
+}
+
+// WithViewCacheBytes bounds the encoded snapshot values the view keeps in
+// memory; beyond it, a Get fetches the value from Kafka. Default: 64 MiB.
+func WithViewCacheBytes(n int64) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n < 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithViewCacheBytes: negative %d", n))
+		}
+		c.cacheBytes = n
+	})
+}
+
+// WithTopicConfig sets configs of the snapshot topics the store creates,
+// over the defaults: cleanup.policy=compact, min.compaction.lag.ms=0,
+// min.cleanable.dirty.ratio=0.5, segment.ms=3600000 (an hour) and
+// delete.retention.ms=86400000 (tombstones kept a day). cleanup.policy must
+// stay compact.
+func WithTopicConfig(cfg map[string]string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		for k, v := range cfg {
+			if k == "cleanup.policy" && v != "compact" {
+				c.errs = append(c.errs, fmt.Errorf("WithTopicConfig: cleanup.policy must be compact, got %q", v))
+			}
+			c.topicConfig[k] = v
+		}
+	})
+}
+
+// WithKafkaLogger sets the store's logger. Default: nothing is logged.
+func WithKafkaLogger(l *slog.Logger) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if l == nil {
+			c.errs = append(c.errs, errors.New("WithKafkaLogger: nil logger"))
+		}
+		c.logger = l
+	})
+}
+
+// NewKafka returns a Kafka store that encodes with codec, on which every
+// aggregate type the store will see is registered. It validates every
+// option and reports all problems at once; it does no I/O.
+func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
+	c := kafkaConfig{
+		prefix:      DefaultTopicPrefix,
+		eventPrefix: log.DefaultTopicPrefix,
+		replication: -1,
+		cacheBytes:  64 << 20,
+		poll:        500 * time.Millisecond,
+		logger:      slog.New(slog.DiscardHandler),
+		topicConfig: map[string]string{
+			"cleanup.policy":            "compact",
+			"min.compaction.lag.ms":     "0",
+			"min.cleanable.dirty.ratio": "0.5",
+			"segment.ms":                "3600000",
+			"delete.retention.ms":       "86400000",
+		},
+	}
+	for _, o := range opts {
+		o.applyKafka(&c)
+	}
+	if codec == nil {
+		c.errs = append(c.errs, errors.New("nil codec"))
+	}
+	if len(c.clientOpts) == 0 {
+		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+	}
+	if c.prefix == c.eventPrefix {
+		c.errs = append(c.errs, fmt.Errorf("snapshot and events topics share the prefix %q", c.prefix))
+	}
+	if len(c.errs) > 0 {
+		return nil, fmt.Errorf("snapshots: new kafka store: %w", errors.Join(c.errs...))
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), c.clientOpts...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: new kafka store: %w", err)
+	}
+	pollCl, err := kgo.NewClient(c.clientOpts...)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("snapshots: new kafka store: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Kafka{
+		cfg:    c,
+		cl:     cl,
+		adm:    kadm.NewClient(cl),
+		rd:     kread.NewReader(cl),
+		poll:   kread.NewReader(pollCl),
+		codec:  codec,
+		types:  make(map[string]*kafkaType),
+		ctx:    ctx,
+		cancel: cancel,
+	}, nil
+}
+
+// Close stops tailing and closes the store's client. It is idempotent.
+func (k *Kafka) Close() {
+	k.closeOnce.Do(func() {
+		k.cancel()
+		k.wg.Wait()
+		k.poll.Client.Close()
+		k.cl.Close()
+	})
+}
+
+// Topic returns the name of an aggregate type's snapshot topic.
+func (k *Kafka) Topic(aggregateType string) string { return k.cfg.prefix + aggregateType }
+
+// EnsureTopic creates the aggregate type's snapshot topic if it is missing,
+// with the partition count of its events topic (which must exist) and the
+// compaction settings, and checks an existing one: it must be compacted
+// (cleanup.policy=compact, nothing else: deleting old snapshots by age would
+// break the checkpoints' promise) and partitioned like the events topic.
+func (k *Kafka) EnsureTopic(ctx context.Context, aggregateType string) error {
+	_, err := k.kafkaType(ctx, aggregateType, true)
+	return err
+}
+
+// kafkaType returns the checked topic of an aggregate type, creating it when
+// create is set, or nil when it does not exist and create is not set.
+func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool) (*kafkaType, error) {
+	if aggregateType == "" {
+		return nil, errors.New("snapshots: empty aggregate type")
+	}
+	k.mu.Lock()
+	kt := k.types[aggregateType]
+	k.mu.Unlock()
+	if kt != nil {
+		return kt, nil
+	}
+	name, eventsName := k.Topic(aggregateType), k.cfg.eventPrefix+aggregateType
+	events, err := kread.Describe(ctx, k.cl, eventsName)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: events topic %s of %s: %w", eventsName, name, err)
+	}
+	t, err := kread.Describe(ctx, k.cl, name)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		if !create {
+			return nil, nil
+		}
+		if err := k.createTopic(ctx, name, events.Partitions); err != nil {
+			return nil, err
+		}
+		return k.kafkaType(ctx, aggregateType, false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: describe topic %s: %w", name, err)
+	}
+	if t.Partitions != events.Partitions {
+		return nil, fmt.Errorf("%w: %s has %d partitions, its events topic %s has %d: an aggregate's snapshot must live in the partition number of its events",
+			ErrTopicLayout, name, t.Partitions, eventsName, events.Partitions)
+	}
+	if err := k.checkCompacted(ctx, name); err != nil {
+		return nil, err
+	}
+	kt = &kafkaType{name: aggregateType, topic: t, eventsTopic: eventsName, parts: make([]*viewPart, t.Partitions)}
+	for p := range kt.parts {
+		kt.parts[p] = &viewPart{p: int32(p), entries: make(map[uuid.UUID]*viewEntry)}
+	}
+	k.mu.Lock()
+	if have := k.types[aggregateType]; have != nil {
+		kt = have
+	} else {
+		k.types[aggregateType] = kt
+	}
+	k.mu.Unlock()
+	return kt, nil
+}
+
+func (k *Kafka) createTopic(ctx context.Context, name string, partitions int32) error {
+	cfg := make(map[string]*string, len(k.cfg.topicConfig))
+	for key, v := range k.cfg.topicConfig {
+		cfg[key] = kadm.StringPtr(v)
+	}
+	_, err := k.adm.CreateTopic(ctx, partitions, k.cfg.replication, cfg, name)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("snapshots: create topic %s: %w", name, err)
+	}
+	k.cfg.logger.Info("created snapshot topic", slog.String("topic", name), slog.Int("partitions", int(partitions)))
+	for i := 0; i < 100; i++ {
+		if t, err := kread.Describe(ctx, k.cl, name); err == nil && t.Led() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("snapshots: topic %s created but has no leaders", name)
+}
+
+func (k *Kafka) checkCompacted(ctx context.Context, name string) error {
+	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return fmt.Errorf("snapshots: describe configs of topic %s: %w", name, err)
+	}
+	rc, err := rcs.On(name, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return fmt.Errorf("snapshots: describe configs of topic %s: %w", name, err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			if strings.TrimSpace(*c.Value) == "compact" {
+				return nil
+			}
+			return fmt.Errorf("%w: topic %s has cleanup.policy=%q, need \"compact\"", ErrTopicLayout, name, *c.Value)
+		}
+	}
+	return fmt.Errorf("%w: topic %s has no cleanup.policy", ErrTopicLayout, name)
+}
+
+// part returns the restored view of the partition that holds the aggregate,
+// or nil when the aggregate type has no snapshot topic and create is not set.
+func (k *Kafka) part(ctx context.Context, aggregateType string, id uuid.UUID, create bool) (*kafkaType, *viewPart, error) {
+	kt, err := k.kafkaType(ctx, aggregateType, create)
+	if err != nil || kt == nil {
+		return nil, nil, err
+	}
+	vp := kt.parts[log.Partition(id, kt.topic.Partitions)]
+	if err := k.restore(ctx, kt, vp); err != nil {
+		return nil, nil, err
+	}
+	return kt, vp, nil
+}
+
+// restore reads a partition from its start to its end as of the call, once;
+// concurrent callers wait for the one restoring.
+func (k *Kafka) restore(ctx context.Context, kt *kafkaType, vp *viewPart) error {
+	for {
+		vp.mu.Lock()
+		if vp.restored {
+			vp.mu.Unlock()
+			return nil
+		}
+		if ch := vp.restoring; ch != nil {
+			vp.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		vp.restoring = ch
+		vp.mu.Unlock()
+
+		start := time.Now()
+		next, err := k.restoreFrom(ctx, kt, vp)
+		vp.mu.Lock()
+		vp.restoring = nil
+		if err == nil {
+			vp.restored, vp.next = true, next
+		}
+		vp.mu.Unlock()
+		close(ch)
+		if err != nil {
+			return fmt.Errorf("snapshots: restore %s/%d: %w", kt.topic.Name, vp.p, err)
+		}
+		k.cfg.logger.Info("restored snapshot partition", slog.String("topic", kt.topic.Name), slog.Int("partition", int(vp.p)),
+			slog.Int("aggregates", vp.len()), slog.Duration("took", time.Since(start)))
+		k.startTailing()
+		return nil
+	}
+}
+
+func (vp *viewPart) len() int {
+	vp.mu.RLock()
+	defer vp.mu.RUnlock()
+	return len(vp.entries)
+}
+
+func (k *Kafka) restoreFrom(ctx context.Context, kt *kafkaType, vp *viewPart) (int64, error) {
+	starts, err := k.adm.ListStartOffsets(ctx, kt.topic.Name)
+	if err != nil {
+		return 0, err
+	}
+	from := int64(0)
+	if o, ok := starts.Lookup(kt.topic.Name, vp.p); ok && o.Err == nil {
+		from = o.Offset
+	}
+	next, _, err := k.rd.ScanOne(ctx, kt.topic, vp.p, from, -1, func(r *kgo.Record) error {
+		k.apply(kt, vp, r)
+		return nil
+	})
+	return next, err
+}
+
+// startTailing starts the goroutine that keeps restored partitions current.
+func (k *Kafka) startTailing() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.tailing || k.ctx.Err() != nil {
+		return
+	}
+	k.tailing = true
+	k.wg.Add(1)
+	go k.tail()
+}
+
+// tail long-polls every restored partition and applies what arrives.
+func (k *Kafka) tail() {
+	defer k.wg.Done()
+	backoff := 100 * time.Millisecond
+	for k.ctx.Err() == nil {
+		k.mu.Lock()
+		types := make([]*kafkaType, 0, len(k.types))
+		for _, kt := range k.types {
+			types = append(types, kt)
+		}
+		k.mu.Unlock()
+		failed := false
+		for _, kt := range types {
+			ranges := map[int32]*kread.Range{}
+			for _, vp := range kt.parts {
+				vp.mu.RLock()
+				if vp.restored {
+					ranges[vp.p] = &kread.Range{Off: vp.next, Until: math.MaxInt64}
+				}
+				vp.mu.RUnlock()
+			}
+			byLeader := map[int32][]int32{}
+			for p := range ranges {
+				byLeader[kt.topic.Leader(p)] = append(byLeader[kt.topic.Leader(p)], p)
+			}
+			wait := k.cfg.poll / time.Duration(max(1, len(types)))
+			for leader, ps := range byLeader {
+				err := k.poll.Fetch(k.ctx, kt.topic, leader, ps, ranges, wait, func(p int32, r *kgo.Record) error {
+					k.apply(kt, kt.parts[p], r)
+					return nil
+				})
+				for _, p := range ps {
+					vp := kt.parts[p]
+					vp.mu.Lock()
+					vp.next = max(vp.next, ranges[p].Off)
+					vp.mu.Unlock()
+				}
+				if err != nil && k.ctx.Err() == nil {
+					failed = true
+					k.cfg.logger.Warn("tailing snapshot topic", slog.String("topic", kt.topic.Name), slog.Any("error", err))
+					kt.topic.Refresh(k.ctx, k.cl)
+				}
+			}
+		}
+		if failed || len(types) == 0 {
+			select {
+			case <-k.ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		} else {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// apply folds one record of partition vp into the view.
+func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
+	skip := func(why string, err error) {
+		k.skipped.Add(1)
+		k.cfg.logger.Warn("skipped snapshot record", slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)),
+			slog.Int64("offset", r.Offset), slog.String("why", why), slog.Any("error", err))
+	}
+	if IsCheckpointKey(r.Key) {
+		if r.Value == nil {
+			vp.mu.Lock()
+			vp.checkpoint = nil
+			vp.mu.Unlock()
+			return
+		}
+		cp, err := DecodeCheckpoint(r.Value)
+		switch {
+		case err != nil:
+			skip("undecodable checkpoint", err)
+		case cp.EventsPartition != vp.p || cp.EventsTopic != kt.eventsTopic:
+			skip("checkpoint of another partition", fmt.Errorf("checkpoint of %s/%d in partition %d", cp.EventsTopic, cp.EventsPartition, vp.p))
+		default:
+			vp.mu.Lock()
+			vp.checkpoint = &cp
+			vp.mu.Unlock()
+		}
+		return
+	}
+	id, err := uuid.ParseBytes(r.Key)
+	if err != nil {
+		skip("key is not an aggregate id", err)
+		return
+	}
+	if r.Value == nil {
+		vp.mu.Lock()
+		if e := vp.entries[id]; e != nil {
+			k.cached.Add(-int64(len(e.value)))
+			delete(vp.entries, id)
+		}
+		vp.mu.Unlock()
+		return
+	}
+	snap, err := k.codec.Decode(r.Value)
+	switch {
+	case err != nil:
+		skip("undecodable snapshot", err)
+		return
+	case snap.AggregateID != id || snap.AggregateType != kt.name:
+		skip("snapshot of another aggregate", fmt.Errorf("record of %s %s under key %s", snap.AggregateType, snap.AggregateID, id))
+		return
+	}
+	k.remember(vp, id, snap.Version, r.Offset, r.Value)
+}
+
+// remember records a snapshot in the view unless the view holds a higher
+// version of the aggregate.
+func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version, offset int64, value []byte) {
+	vp.mu.Lock()
+	defer vp.mu.Unlock()
+	e := vp.entries[id]
+	if e != nil && e.version > version {
+		return
+	}
+	if e == nil {
+		e = &viewEntry{}
+		vp.entries[id] = e
+	}
+	k.cached.Add(-int64(len(e.value)))
+	e.version, e.offset, e.value = version, offset, nil
+	if k.cached.Load()+int64(len(value)) <= k.cfg.cacheBytes {
+		e.value = bytes.Clone(value)
+		k.cached.Add(int64(len(value)))
+	}
+}
+
+// Get implements Store.
+func (k *Kafka) Get(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (Snapshot, error) {
+	kt, vp, err := k.part(ctx, aggregateType, aggregateID, false)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if vp == nil {
+		return Snapshot{}, fmt.Errorf("%w: %s %s (no snapshot topic)", ErrNotFound, aggregateType, aggregateID)
+	}
+	vp.mu.RLock()
+	e := vp.entries[aggregateID]
+	var value []byte
+	var offset int64
+	if e != nil {
+		value, offset = e.value, e.offset
+	}
+	vp.mu.RUnlock()
+	if e == nil {
+		return Snapshot{}, fmt.Errorf("%w: %s %s", ErrNotFound, aggregateType, aggregateID)
+	}
+	if value == nil {
+		if value, err = k.fetchValue(ctx, kt, vp.p, offset); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	snap, err := k.codec.Decode(value)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("snapshots: get %s %s from %s/%d@%d: %w", aggregateType, aggregateID, kt.topic.Name, vp.p, offset, err)
+	}
+	return snap, nil
+}
+
+// fetchValue reads the value of the record at offset.
+func (k *Kafka) fetchValue(ctx context.Context, kt *kafkaType, p int32, offset int64) ([]byte, error) {
+	var value []byte
+	_, _, err := k.rd.ScanOne(ctx, kt.topic, p, offset, offset+1, func(r *kgo.Record) error {
+		if r.Offset == offset {
+			value = r.Value
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: fetch %s/%d@%d: %w", kt.topic.Name, p, offset, err)
+	}
+	if value == nil {
+		return nil, fmt.Errorf("%w: %s/%d@%d is gone (compacted away)", ErrNotFound, kt.topic.Name, p, offset)
+	}
+	return value, nil
+}
+
+// writable refuses a partition owned by another snapshotter; vp.mu is held.
+func (k *Kafka) writable(kt *kafkaType, vp *viewPart) error {
+	if cp := vp.checkpoint; cp != nil && cp.Owner != "" && cp.Owner != k.cfg.owner {
+		return fmt.Errorf("%w: %s/%d belongs to snapshotter %q (its checkpoints say so); only it writes snapshots there",
+			ErrOwned, kt.topic.Name, vp.p, cp.Owner)
+	}
+	return nil
+}
+
+// Put implements Store. It refuses a snapshot older than the one the view
+// holds (ErrStale), one of an owned partition (ErrOwned), and one whose
+// position is not in the aggregate's partition.
+func (k *Kafka) Put(ctx context.Context, s Snapshot) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	kt, vp, err := k.part(ctx, s.AggregateType, s.AggregateID, true)
+	if err != nil {
+		return err
+	}
+	if s.Position.Partition != vp.p {
+		return fmt.Errorf("snapshots: put %s: its last event is in partition %d, the aggregate's snapshots are in partition %d", s, s.Position.Partition, vp.p)
+	}
+	vp.mu.RLock()
+	err = k.writable(kt, vp)
+	if e := vp.entries[s.AggregateID]; err == nil && e != nil && e.version > s.Version {
+		err = fmt.Errorf("%w: %s %s: have version %d, refusing version %d", ErrStale, s.AggregateType, s.AggregateID, e.version, s.Version)
+	}
+	vp.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	value, err := k.codec.Encode(s)
+	if err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: kt.topic.Name, Partition: vp.p, Key: log.Key(s.AggregateID), Value: value}
+	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("snapshots: put %s to %s/%d: %w", s, kt.topic.Name, vp.p, err)
+	}
+	k.remember(vp, s.AggregateID, s.Version, rec.Offset, value)
+	return nil
+}
+
+// Delete implements Store with a tombstone.
+func (k *Kafka) Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error {
+	kt, vp, err := k.part(ctx, aggregateType, aggregateID, false)
+	if err != nil || vp == nil {
+		return err
+	}
+	vp.mu.RLock()
+	err = k.writable(kt, vp)
+	vp.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: kt.topic.Name, Partition: vp.p, Key: log.Key(aggregateID)}
+	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("snapshots: delete %s %s from %s/%d: %w", aggregateType, aggregateID, kt.topic.Name, vp.p, err)
+	}
+	vp.mu.Lock()
+	if e := vp.entries[aggregateID]; e != nil {
+		k.cached.Add(-int64(len(e.value)))
+		delete(vp.entries, aggregateID)
+	}
+	vp.mu.Unlock()
+	return nil
+}
+
+// CheckpointOf implements CheckpointReader.
+func (k *Kafka) CheckpointOf(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (Checkpoint, error) {
+	_, vp, err := k.part(ctx, aggregateType, aggregateID, false)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if vp != nil {
+		vp.mu.RLock()
+		cp := vp.checkpoint
+		vp.mu.RUnlock()
+		if cp != nil {
+			return *cp, nil
+		}
+	}
+	return Checkpoint{}, fmt.Errorf("%w: no checkpoint for %s %s", ErrNotFound, aggregateType, aggregateID)
+}
+
+// PutCheckpoint writes a checkpoint of events partition cp.EventsPartition
+// into the same partition of the aggregate type's snapshot topic, as the
+// store's owner (WithOwner; cp.Owner is set from it). A snapshotter writes
+// checkpoints inside its transactions; this is the plain write, for tools
+// and tests.
+func (k *Kafka) PutCheckpoint(ctx context.Context, aggregateType string, cp Checkpoint) error {
+	kt, err := k.kafkaType(ctx, aggregateType, true)
+	if err != nil {
+		return err
+	}
+	if cp.EventsPartition < 0 || cp.EventsPartition >= kt.topic.Partitions {
+		return fmt.Errorf("snapshots: checkpoint of partition %d: %s has %d partitions", cp.EventsPartition, kt.topic.Name, kt.topic.Partitions)
+	}
+	vp := kt.parts[cp.EventsPartition]
+	if err := k.restore(ctx, kt, vp); err != nil {
+		return err
+	}
+	vp.mu.RLock()
+	err = k.writable(kt, vp)
+	vp.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	cp.EventsTopic, cp.Owner = kt.eventsTopic, k.cfg.owner
+	if cp.WrittenAt.IsZero() {
+		cp.WrittenAt = time.Now().UTC()
+	}
+	value, err := EncodeCheckpoint(cp)
+	if err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: kt.topic.Name, Partition: vp.p, Key: []byte(CheckpointKey), Value: value}
+	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("snapshots: put checkpoint to %s/%d: %w", kt.topic.Name, vp.p, err)
+	}
+	vp.mu.Lock()
+	if vp.next <= rec.Offset {
+		vp.checkpoint = &cp
+	}
+	vp.mu.Unlock()
+	return nil
+}
+
+// KafkaStats describes a Kafka store's view.
+type KafkaStats struct {
+	Aggregates         int    // aggregates with a snapshot in the restored partitions
+	CachedBytes        int64  // encoded values held in memory
+	RestoredPartitions int    // partitions restored and tailed
+	Skipped            uint64 // records skipped: undecodable, foreign, misplaced
+}
+
+// Stats returns the view's figures.
+func (k *Kafka) Stats() KafkaStats {
+	st := KafkaStats{CachedBytes: k.cached.Load(), Skipped: k.skipped.Load()}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, kt := range k.types {
+		for _, vp := range kt.parts {
+			vp.mu.RLock()
+			if vp.restored {
+				st.RestoredPartitions++
+				st.Aggregates += len(vp.entries)
+			}
+			vp.mu.RUnlock()
+		}
+	}
+	return st
+}
+
+// Caught waits until the view has read every partition it restored up to
+// its end as of the call: what was written before Caught was called is in
+// the view when it returns.
+func (k *Kafka) Caught(ctx context.Context) error {
+	k.mu.Lock()
+	types := make([]*kafkaType, 0, len(k.types))
+	for _, kt := range k.types {
+		types = append(types, kt)
+	}
+	k.mu.Unlock()
+	for _, kt := range types {
+		ends, err := k.adm.ListEndOffsets(ctx, kt.topic.Name)
+		if err != nil {
+			return err
+		}
+		for _, vp := range kt.parts {
+			o, ok := ends.Lookup(kt.topic.Name, vp.p)
+			if !ok || o.Err != nil {
+				continue
+			}
+			for {
+				vp.mu.RLock()
+				done := !vp.restored || vp.next >= o.Offset
+				vp.mu.RUnlock()
+				if done {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return nil
+}

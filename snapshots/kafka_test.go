@@ -1,0 +1,240 @@
+package snapshots_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshots/snapshotstest"
+)
+
+// accountSchema is the state schema of the tests' Account aggregate.
+const accountSchema = `{"type":"record","name":"Account","namespace":"snaplog.test","fields":[
+	{"name":"owner","type":"string"},{"name":"balance","type":"long"},{"name":"ops","type":"long"}]}`
+
+func accountCodec(t testing.TB) *snapshots.AvroCodec {
+	c := snapshots.NewAvroCodec()
+	if err := c.Register("Account", accountSchema); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// kafkaEnv is an events topic prefix and a snapshot topic prefix unused by
+// any other test, with the Account events topic created.
+type kafkaEnv struct {
+	events, snaps string
+	partitions    int32
+}
+
+func newEnv(t testing.TB, partitions int32) kafkaEnv {
+	t.Helper()
+	run := uuid.NewString()[:8]
+	env := kafkaEnv{events: "test." + run + ".events.", snaps: "test." + run + ".snapshots.", partitions: partitions}
+	adm := kadm.NewClient(kafkatest.Client(t))
+	if _, err := adm.CreateTopic(ctxT(t), partitions, 1, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("delete"), "retention.ms": kadm.StringPtr("-1"), "retention.bytes": kadm.StringPtr("-1"),
+	}, env.events+"Account"); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.DeleteTopicsOnCleanup(t, env.events+"Account", env.snaps+"Account")
+	return env
+}
+
+func (env kafkaEnv) store(t testing.TB, opts ...snapshots.KafkaOption) *snapshots.Kafka {
+	t.Helper()
+	base := []snapshots.KafkaOption{
+		snapshots.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)),
+		snapshots.WithTopicPrefix(env.snaps),
+		snapshots.WithEventsTopicPrefix(env.events),
+		snapshots.WithReplicationFactor(1),
+	}
+	s, err := snapshots.NewKafka(accountCodec(t), append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestKafkaConformance(t *testing.T) {
+	env := newEnv(t, 3)
+	s := env.store(t)
+	snapshotstest.Run(t, func(t *testing.T) snapshotstest.Harness {
+		return snapshotstest.Harness{Store: s, Type: "Account", Partitions: env.partitions, State: countState, Count: stateCount}
+	})
+}
+
+func TestNewKafkaReportsEveryProblem(t *testing.T) {
+	_, err := snapshots.NewKafka(nil, snapshots.WithReplicationFactor(0), snapshots.WithOwner(""),
+		snapshots.WithTopicConfig(map[string]string{"cleanup.policy": "delete"}))
+	for _, want := range []string{"nil codec", "seed brokers", "WithReplicationFactor", "WithOwner", "cleanup.policy must be compact"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+}
+
+// TestKafkaRefusesBadTopics: a snapshot topic that is not compacted, or not
+// partitioned like its events topic, is refused with an error naming it.
+func TestKafkaRefusesBadTopics(t *testing.T) {
+	adm := kadm.NewClient(kafkatest.Client(t))
+	for _, tc := range []struct {
+		name       string
+		partitions int32
+		cfg        map[string]*string
+		want       string
+	}{
+		{"not compacted", 3, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "cleanup.policy"},
+		{"compacted and deleted", 3, map[string]*string{"cleanup.policy": kadm.StringPtr("compact,delete")}, "cleanup.policy"},
+		{"other partition count", 2, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "partitions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, 3)
+			if _, err := adm.CreateTopic(ctxT(t), tc.partitions, 1, tc.cfg, env.snaps+"Account"); err != nil {
+				t.Fatal(err)
+			}
+			err := env.store(t).EnsureTopic(ctxT(t), "Account")
+			if !errors.Is(err, snapshots.ErrTopicLayout) || !strings.Contains(err.Error(), env.snaps+"Account") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func put(t testing.TB, s *snapshots.Kafka, env kafkaEnv, id uuid.UUID, v int64) {
+	t.Helper()
+	h := snapshotstest.Harness{Type: "Account", Partitions: env.partitions, State: countState}
+	if err := s.Put(ctxT(t), h.Snapshot(id, v)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKafkaViewRestoresAndTails: a second store sees the first one's
+// snapshots by restoring, then by tailing.
+func TestKafkaViewRestoresAndTails(t *testing.T) {
+	env := newEnv(t, 3)
+	a, b := env.store(t), env.store(t)
+	id := uuid.New()
+	put(t, a, env, id, 3)
+	if got, err := b.Get(ctxT(t), "Account", id); err != nil || got.Version != 3 {
+		t.Fatalf("restored view: %v %v", got, err)
+	}
+	put(t, a, env, id, 8)
+	if err := b.Caught(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctxT(t), "Account", id); err != nil || got.Version != 8 {
+		t.Fatalf("tailed view: %v %v", got, err)
+	}
+	if st := b.Stats(); st.Aggregates != 1 || st.RestoredPartitions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestKafkaViewSurvivesBadRecords: corrupt bytes, a foreign key, a snapshot
+// filed under another aggregate's key and an older version written after a
+// newer one are all skipped (and counted) or ignored; the good snapshots
+// stay readable and the partition keeps moving.
+func TestKafkaViewSurvivesBadRecords(t *testing.T) {
+	env := newEnv(t, 1)
+	s := env.store(t)
+	id, other := uuid.New(), uuid.New()
+	put(t, s, env, id, 10)
+	put(t, s, env, other, 2)
+	h := snapshotstest.Harness{Type: "Account", Partitions: 1, State: countState}
+	codec := accountCodec(t)
+	older, _ := codec.Encode(h.Snapshot(id, 4))
+	misfiled, _ := codec.Encode(h.Snapshot(other, 6))
+	raw := kafkatest.Client(t)
+	topic := env.snaps + "Account"
+	for _, r := range []*kgo.Record{
+		{Topic: topic, Key: []byte(id.String()), Value: []byte{0xC3, 0x01, 1, 2, 3}},
+		{Topic: topic, Key: []byte("not-an-id"), Value: []byte("{}")},
+		{Topic: topic, Key: []byte(id.String()), Value: misfiled},
+		{Topic: topic, Key: []byte(id.String()), Value: older},
+		{Topic: topic, Key: []byte(snapshots.CheckpointKey), Value: []byte("garbage")},
+	} {
+		if err := raw.ProduceSync(ctxT(t), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(t, s, env, other, 3)
+	for _, st := range []*snapshots.Kafka{s, env.store(t)} { // the live view and a fresh restore
+		if got, err := st.Get(ctxT(t), "Account", id); err != nil || got.Version != 10 {
+			t.Fatalf("Get %s: %v %v", id, got, err)
+		}
+		if err := st.Caught(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.Get(ctxT(t), "Account", other); err != nil || got.Version != 3 {
+			t.Fatalf("Get %s: %v %v", other, got, err)
+		}
+		if n := st.Stats().Skipped; n != 4 {
+			t.Fatalf("skipped %d records, want 4 (corrupt, foreign key, misfiled, bad checkpoint)", n)
+		}
+	}
+}
+
+// TestKafkaOwnedTopicRefusesRepositoryWrites: once a snapshotter's
+// checkpoint declares it the owner of a partition, a store without that
+// owner refuses to write snapshots there.
+func TestKafkaOwnedTopicRefusesRepositoryWrites(t *testing.T) {
+	env := newEnv(t, 1)
+	sidecar := env.store(t, snapshots.WithOwner("snapshotter-orders"))
+	repo := env.store(t)
+	id := uuid.New()
+	put(t, repo, env, id, 1) // not owned yet
+	if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: 0, Offset: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Caught(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	h := snapshotstest.Harness{Type: "Account", Partitions: 1, State: countState}
+	err := repo.Put(ctxT(t), h.Snapshot(id, 2))
+	if !errors.Is(err, snapshots.ErrOwned) || !strings.Contains(err.Error(), "snapshotter-orders") {
+		t.Fatalf("repository Put into an owned partition: %v", err)
+	}
+	if err := repo.Delete(ctxT(t), "Account", id); !errors.Is(err, snapshots.ErrOwned) {
+		t.Fatalf("repository Delete in an owned partition: %v", err)
+	}
+	put(t, sidecar, env, id, 3) // the owner writes on
+	cp, err := repo.CheckpointOf(ctxT(t), "Account", id)
+	if err != nil || cp.Offset != 5 || cp.Owner != "snapshotter-orders" || cp.EventsTopic != env.events+"Account" {
+		t.Fatalf("checkpoint %+v %v", cp, err)
+	}
+}
+
+// TestKafkaViewCacheBudget: beyond the cache budget values are fetched
+// from Kafka on demand.
+func TestKafkaViewCacheBudget(t *testing.T) {
+	env := newEnv(t, 1)
+	s := env.store(t, snapshots.WithViewCacheBytes(150))
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	for i, id := range ids {
+		put(t, s, env, id, int64(i+1))
+	}
+	if st := s.Stats(); st.CachedBytes > 150 {
+		t.Fatalf("view holds %d bytes, budget 150", st.CachedBytes)
+	}
+	for i, id := range ids {
+		if got, err := s.Get(ctxT(t), "Account", id); err != nil || got.Version != int64(i+1) {
+			t.Fatalf("Get %d: %v %v", i, got, err)
+		}
+	}
+}

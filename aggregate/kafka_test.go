@@ -457,3 +457,69 @@ func TestKafkaCheckpointPastStaleSnapshot(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestKafkaSnapshotOfOlderStateSchema: a snapshot written with an older,
+// compatible state schema (the current one adds a field with a default) is
+// used without a replay once the older schema is registered as a writer
+// schema; without it the snapshot does not decode and the load replays.
+func TestKafkaSnapshotOfOlderStateSchema(t *testing.T) {
+	ks := newKafkaSetup(t, 1, nil)
+	writer := newRepo(t, ks.log)
+	a := writer.New(uuid.New())
+	grow(t, a, 6)
+	if err := writer.Save(ctxT(t), a); err != nil {
+		t.Fatal(err)
+	}
+	old := ks.store(t) // the Account schema as it was: owner, balance, ops
+	if err := old.Put(ctxT(t), snapshots.Snapshot{AggregateID: a.ID(), AggregateType: "Account", Version: 6, SchemaVersion: 1,
+		CreatedAt: time.Now(), Position: a.Position(), Save: mustSave(t, ks, a),
+		State: map[string]any{"owner": a.State().Owner, "balance": a.State().Balance, "ops": a.State().Ops}}); err != nil {
+		t.Fatal(err)
+	}
+	const current = `{"type":"record","name":"Account","namespace":"snaplog.test","fields":[
+		{"name":"owner","type":"string"},{"name":"balance","type":"long"},{"name":"ops","type":"long"},
+		{"name":"currency","type":"string","default":"EUR"}]}`
+	storeWith := func(older bool) *snapshots.Kafka {
+		c := snapshots.NewAvroCodec()
+		if err := c.Register("Account", current); err != nil {
+			t.Fatal(err)
+		}
+		if older {
+			if err := c.RegisterWriter("Account", accountSchema); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := snapshots.NewKafka(c, snapshots.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)),
+			snapshots.WithTopicPrefix(ks.snaps), snapshots.WithEventsTopicPrefix(ks.events))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	for _, tc := range []struct {
+		older        bool
+		fromSnapshot uint64
+		miss         aggregate.MissReason
+	}{{true, 1, 0}, {false, 0, aggregate.MissNotFound}} { // the view skips (and counts) what it cannot decode
+		store := storeWith(tc.older)
+		if tc.older {
+			snap, err := store.Get(ctxT(t), "Account", a.ID())
+			if err != nil || snap.State["currency"] != "EUR" {
+				t.Fatalf("resolved snapshot %v: %v", snap.State, err)
+			}
+		}
+		repo := newRepo(t, ks.log, aggregate.WithSnapshotStore(store))
+		got, err := repo.Load(ctxT(t), a.ID())
+		if err != nil || got.Version() != 6 || got.State() != a.State() {
+			t.Fatalf("older writer schema registered %v: loaded %v %v", tc.older, got, err)
+		}
+		st := repo.Stats()
+		if st.LoadsFromSnapshot != tc.fromSnapshot || (tc.fromSnapshot == 0 && st.Misses[tc.miss] != 1) {
+			t.Fatalf("older writer schema registered %v: stats %+v", tc.older, st)
+		}
+		if skipped := store.Stats().Skipped; (skipped == 1) == tc.older {
+			t.Fatalf("older writer schema registered %v: the view skipped %d records", tc.older, skipped)
+		}
+	}
+}

@@ -318,6 +318,9 @@ func (r *Repository[S]) checkpoint(ctx context.Context, id uuid.UUID) (snapshots
 		}
 		return snapshots.Checkpoint{}, false
 	}
+	if !cp.Covers(id) {
+		return snapshots.Checkpoint{}, false // the snapshotter could not apply an event of it
+	}
 	return cp, true
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"sync"
 	"time"
 
@@ -36,10 +37,34 @@ type Checkpoint struct {
 	// empty when none does. Repositories refuse to write snapshots to a
 	// topic that has an owner.
 	Owner string
+	// Unsnapshotted lists the aggregates of the events partition whose
+	// events before Offset are not all in their snapshot: an event of
+	// theirs could not be applied. The checkpoint promises nothing about
+	// them; loads of them replay, and fail where the event fails.
+	Unsnapshotted []uuid.UUID
 	// WrittenAt is when the checkpoint was written. It is stored in
 	// microseconds: DecodeCheckpoint returns it truncated to the
 	// microsecond, in UTC.
 	WrittenAt time.Time
+}
+
+// Covers reports whether the checkpoint's promise holds for the aggregate:
+// false for the aggregates it lists as unsnapshotted.
+func (c Checkpoint) Covers(id uuid.UUID) bool {
+	for _, u := range c.Unsnapshotted {
+		if u == id {
+			return false
+		}
+	}
+	return true
+}
+
+func uuidStrings(ids []uuid.UUID) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
 }
 
 func (c Checkpoint) String() string {
@@ -91,6 +116,7 @@ func EncodeCheckpoint(c Checkpoint) ([]byte, error) {
 		"events_partition": c.EventsPartition,
 		"offset":           c.Offset,
 		"owner":            c.Owner,
+		"unsnapshotted":    uuidStrings(c.Unsnapshotted),
 		"written_at":       c.WrittenAt,
 	})
 	if err != nil {
@@ -153,6 +179,15 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 	c.WrittenAt, ok[4] = rec["written_at"].(time.Time)
 	if ok != [5]bool{true, true, true, true, true} {
 		return bad(errors.New("fields of unexpected types"))
+	}
+	ids, _ := rec["unsnapshotted"].([]any)
+	for _, v := range ids {
+		str, _ := v.(string)
+		id, err := uuid.Parse(str)
+		if err != nil {
+			return bad(fmt.Errorf("unsnapshotted aggregate %q: %w", str, err))
+		}
+		c.Unsnapshotted = append(c.Unsnapshotted, id)
 	}
 	if err := c.validate(); err != nil {
 		return bad(fmt.Errorf("%s: %w", c, err))

@@ -72,7 +72,9 @@ func TestJavaReadsSnapshots(t *testing.T) {
 			},
 		})
 	}
-	cp, err := snapshots.EncodeCheckpoint(testCheckpoint)
+	withUnsnapshotted := testCheckpoint
+	withUnsnapshotted.Unsnapshotted = []uuid.UUID{uuid.MustParse("7d444840-9dc0-11d1-b245-5ffdce74fad2")}
+	cp, err := snapshots.EncodeCheckpoint(withUnsnapshotted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +85,7 @@ func TestJavaReadsSnapshots(t *testing.T) {
 			"events_partition": testCheckpoint.EventsPartition,
 			"offset":           testCheckpoint.Offset,
 			"owner":            testCheckpoint.Owner,
+			"unsnapshotted":    []any{"7d444840-9dc0-11d1-b245-5ffdce74fad2"},
 			"written_at":       testCheckpoint.WrittenAt.UnixMicro(),
 		},
 	})

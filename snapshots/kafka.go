@@ -757,6 +757,39 @@ func (k *Kafka) CheckpointOf(ctx context.Context, aggregateType string, aggregat
 	return Checkpoint{}, fmt.Errorf("%w: no checkpoint for %s %s", ErrNotFound, aggregateType, aggregateID)
 }
 
+// Partitions returns the partition count of the aggregate type's snapshot
+// topic (and events topic), creating the snapshot topic if it is missing.
+func (k *Kafka) Partitions(ctx context.Context, aggregateType string) (int32, error) {
+	kt, err := k.kafkaType(ctx, aggregateType, true)
+	if err != nil {
+		return 0, err
+	}
+	return kt.topic.Partitions, nil
+}
+
+// RestorePartition restores the view of one partition of the aggregate
+// type's snapshot topic (if it is not restored yet) and returns its latest
+// checkpoint, or an error wrapping ErrNotFound when it has none.
+func (k *Kafka) RestorePartition(ctx context.Context, aggregateType string, partition int32) (Checkpoint, error) {
+	kt, err := k.kafkaType(ctx, aggregateType, true)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if partition < 0 || partition >= kt.topic.Partitions {
+		return Checkpoint{}, fmt.Errorf("snapshots: %s has no partition %d", kt.topic.Name, partition)
+	}
+	vp := kt.parts[partition]
+	if err := k.restore(ctx, kt, vp); err != nil {
+		return Checkpoint{}, err
+	}
+	vp.mu.RLock()
+	defer vp.mu.RUnlock()
+	if vp.checkpoint == nil {
+		return Checkpoint{}, fmt.Errorf("%w: no checkpoint in %s/%d", ErrNotFound, kt.topic.Name, partition)
+	}
+	return *vp.checkpoint, nil
+}
+
 // PutCheckpoint writes a checkpoint of events partition cp.EventsPartition
 // into the same partition of the aggregate type's snapshot topic, as the
 // store's owner (WithOwner; cp.Owner is set from it). A snapshotter writes

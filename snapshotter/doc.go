@@ -1,0 +1,53 @@
+// Package snapshotter is the service that turns the event log into
+// snapshots, so that application processes only ever read a short tail of
+// it: the library behind cmd/snapshotter, for building one's own sidecar
+// binary with one's own aggregate types.
+//
+// A Snapshotter joins a consumer group on the events topics of its aggregate
+// types (read_committed, cooperative-sticky) and keeps every aggregate's
+// state as the repository would load it, applying the same winner rule
+// (log.Sequencer), so conflict losers never reach a state. It writes an
+// aggregate's snapshot when its version crosses a multiple of the threshold
+// (the repository's rule) and, at every checkpoint interval, snapshots every
+// aggregate of a partition still dirty and then writes the partition's
+// checkpoint: "every aggregate of this events partition with events before
+// offset C has a snapshot that includes them". Repositories on the Kafka
+// snapshot store start loads at the checkpoint, so a load reads at most the
+// partition's records since the last checkpoint (invariant I5).
+//
+// # Assignment
+//
+// When a partition is assigned, the snapshotter restores the co-partitioned
+// snapshot partition's view, and consumes from its checkpoint (or from the
+// start of the partition when there is none), whatever the group's committed
+// offsets say: the events after the checkpoint rebuild the states that were
+// dirty when the previous owner stopped. An aggregate's state comes from its
+// snapshot when it is first met; when its snapshot cannot be used (another
+// schema version, an unknown schema), from its events in the log.
+//
+// # Fencing
+//
+// Snapshots and checkpoints are written in Kafka transactions of a
+// kgo.GroupTransactSession: a transaction commits only if the group did not
+// rebalance since it began and the member's generation is current, so an
+// instance that was paused or partitioned away cannot write after another
+// took its partitions (invariant I6). Checkpoints name the group as the
+// topic's owner; repositories refuse to write snapshots there.
+//
+// # Failures
+//
+// An event that cannot be applied (or a record that is not a snaplog event)
+// is logged with its topic, partition and offset, counted, and passed to
+// Hooks.ApplyFailed; its aggregate is no longer snapshotted and the
+// checkpoint lists it as unsnapshotted, so the partition's checkpoint keeps
+// moving while loads of that aggregate ignore the checkpoint, replay, and
+// fail on the same event: loudly, not wrongly.
+//
+// # Memory
+//
+// The snapshotter holds one state per aggregate it has met, up to
+// WithMaxStates; clean states (snapshotted) are evicted first, least
+// recently used, and reloaded from their snapshot when their aggregate gets
+// an event. One state costs its Go value plus about 200 bytes of
+// bookkeeping.
+package snapshotter

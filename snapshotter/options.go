@@ -1,0 +1,190 @@
+package snapshotter
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+)
+
+// Defaults of the snapshotter's options.
+const (
+	DefaultThreshold          = 100
+	DefaultCheckpointInterval = 5 * time.Second
+	DefaultMaxStates          = 100_000
+)
+
+type config struct {
+	clientOpts  []kgo.Opt
+	eventPrefix string
+	snapPrefix  string
+	replication int16
+	threshold   int64
+	interval    time.Duration
+	maxStates   int
+	txnID       string
+	fromScratch bool
+	logger      *slog.Logger
+	hooks       Hooks
+	errs        []error
+}
+
+// Option configures a Snapshotter.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// KafkaClient sets the franz-go options of the snapshotter's clients: seed
+// brokers, TLS, SASL and the like. Required (at least kgo.SeedBrokers).
+func KafkaClient(opts ...kgo.Opt) Option {
+	return optionFunc(func(c *config) { c.clientOpts = append(c.clientOpts, opts...) })
+}
+
+// WithEventsTopicPrefix sets the prefix of the events topics; it must be the
+// event log's. Default: log.DefaultTopicPrefix.
+func WithEventsTopicPrefix(p string) Option {
+	return optionFunc(func(c *config) { c.eventPrefix = p })
+}
+
+// WithSnapshotsTopicPrefix sets the prefix of the snapshot topics; it must
+// be the repositories' snapshot store's. Default:
+// snapshots.DefaultTopicPrefix.
+func WithSnapshotsTopicPrefix(p string) Option {
+	return optionFunc(func(c *config) { c.snapPrefix = p })
+}
+
+// WithReplicationFactor sets the replication factor of the snapshot topics
+// the snapshotter creates. Default: -1, the broker's default.
+func WithReplicationFactor(n int16) Option {
+	return optionFunc(func(c *config) {
+		if n == 0 || n < -1 {
+			c.errs = append(c.errs, fmt.Errorf("WithReplicationFactor: must be positive or -1, got %d", n))
+		}
+		c.replication = n
+	})
+}
+
+// WithThreshold makes the snapshotter snapshot an aggregate when its
+// version crosses a multiple of n (the repository's rule). n must be
+// positive. Default: DefaultThreshold (100).
+func WithThreshold(n int64) Option {
+	return optionFunc(func(c *config) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithThreshold: must be positive, got %d", n))
+		}
+		c.threshold = n
+	})
+}
+
+// WithCheckpointInterval sets how often the snapshotter snapshots every
+// aggregate still dirty in a partition and writes the partition's
+// checkpoint. A load reads at most the records written to its partition
+// since the last checkpoint, so this bounds loads. Default:
+// DefaultCheckpointInterval (5s).
+func WithCheckpointInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithCheckpointInterval: must be positive, got %s", d))
+		}
+		c.interval = d
+	})
+}
+
+// WithMaxStates bounds how many aggregate states the snapshotter holds in
+// memory. Clean states (snapshotted) are evicted first and reloaded from
+// their snapshot when needed; when only dirty states remain, the snapshotter
+// checkpoints early to make them clean. Default: DefaultMaxStates (100,000).
+func WithMaxStates(n int) Option {
+	return optionFunc(func(c *config) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithMaxStates: must be positive, got %d", n))
+		}
+		c.maxStates = n
+	})
+}
+
+// WithTransactionalID sets the transactional id of the snapshotter's
+// producer. Each running instance needs its own. Default: the group name,
+// "-" and a random id.
+func WithTransactionalID(id string) Option {
+	return optionFunc(func(c *config) {
+		if id == "" {
+			c.errs = append(c.errs, errors.New("WithTransactionalID: empty id"))
+		}
+		c.txnID = id
+	})
+}
+
+// FromScratch makes the snapshotter ignore existing snapshots and
+// checkpoints: it reads every partition from its start and snapshots every
+// aggregate anew (with the current state schema and schema version), then
+// checkpoints as usual. Rebuild uses it. Default: off.
+func FromScratch() Option {
+	return optionFunc(func(c *config) { c.fromScratch = true })
+}
+
+// WithLogger sets the logger. Default: nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l == nil {
+			c.errs = append(c.errs, errors.New("WithLogger: nil logger"))
+		}
+		c.logger = l
+	})
+}
+
+// WithHooks sets functions called on the snapshotter's events, for metrics.
+// Default: none.
+func WithHooks(h Hooks) Option {
+	return optionFunc(func(c *config) { c.hooks = h })
+}
+
+// Hooks are called synchronously from the snapshotter's loop; they must be
+// fast and safe for concurrent use. Nil hooks are skipped.
+type Hooks struct {
+	// SnapshotsWritten is called after a transaction committed n snapshots
+	// of the aggregate type.
+	SnapshotsWritten func(aggregateType string, n int)
+	// CheckpointWritten is called after a checkpoint of an events
+	// partition committed.
+	CheckpointWritten func(topic string, partition int32, offset int64)
+	// ApplyFailed is called when an event cannot be applied (or is not a
+	// snaplog event); the aggregate is no longer snapshotted.
+	ApplyFailed func(topic string, partition int32, offset int64, aggregateID uuid.UUID, err error)
+	// Restored is called when an assigned partition has been restored.
+	Restored func(topic string, partition int32, took time.Duration)
+	// Aborted is called when a transaction was aborted (a rebalance, or
+	// fenced by a newer generation of the group).
+	Aborted func(err error)
+}
+
+func newConfig(group string, opts []Option) (config, error) {
+	c := config{
+		eventPrefix: log.DefaultTopicPrefix,
+		snapPrefix:  snapshots.DefaultTopicPrefix,
+		replication: -1,
+		threshold:   DefaultThreshold,
+		interval:    DefaultCheckpointInterval,
+		maxStates:   DefaultMaxStates,
+		txnID:       group + "-" + uuid.NewString(),
+		logger:      slog.New(slog.DiscardHandler),
+	}
+	if group == "" {
+		c.errs = append(c.errs, errors.New("empty group"))
+	}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if len(c.clientOpts) == 0 {
+		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+	}
+	return c, errors.Join(c.errs...)
+}

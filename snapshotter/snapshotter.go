@@ -1,0 +1,682 @@
+package snapshotter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+)
+
+// Snapshotter consumes events topics in a consumer group and writes
+// snapshots and checkpoints to the co-partitioned snapshot topics. See the
+// package documentation.
+type Snapshotter struct {
+	group   string
+	cfg     config
+	types   map[string]*typeSpec // by aggregate type
+	byTopic map[string]*typeSpec // by events topic
+	codec   *snapshots.AvroCodec
+
+	store  *snapshots.Kafka // the snapshot topics' view, as their owner
+	events *log.Kafka       // reads an aggregate's events when its snapshot is unusable
+
+	mu        sync.Mutex // guards parts, joined and restoring
+	parts     map[topicPartition]*partState
+	joined    bool
+	restoring int // partitions assigned and not yet restored
+
+	stats counters
+	ran   atomic.Bool
+}
+
+type topicPartition struct {
+	topic string
+	p     int32
+}
+
+// partState is what the snapshotter holds for one assigned events
+// partition.
+type partState struct {
+	topic       string
+	p           int32
+	typ         *typeSpec
+	aggs        map[uuid.UUID]*aggState
+	next        int64 // the offset of the next record to process
+	high        int64 // the partition's high watermark, as last fetched
+	checkpoint  int64 // the last checkpoint written or found, -1 for none
+	checkpointT time.Time
+	restoreTook time.Duration
+	due         bool                   // a checkpoint is due now (after an assignment)
+	pending     map[uuid.UUID]struct{} // aggregates whose threshold snapshot is due
+}
+
+// aggState is one aggregate's state as the snapshotter holds it.
+type aggState struct {
+	state       any
+	version     int64
+	save        uuid.UUID
+	last        log.Position
+	snapVersion int64 // the version of its latest committed snapshot
+	failed      error // an event could not be applied: no longer snapshotted
+	used        time.Time
+}
+
+func (a *aggState) dirty() bool { return a.failed == nil && a.version > a.snapVersion }
+
+type counters struct {
+	snapshots, checkpoints, applyFailures, aborted, eventsApplied, replays atomic.Uint64
+}
+
+// New returns a snapshotter of the given aggregate types that runs in the
+// consumer group group; the group name is also the owner name its
+// checkpoints declare. It validates every option and reports all problems at
+// once; it does no I/O.
+func New(group string, types []Type, opts ...Option) (*Snapshotter, error) {
+	cfg, err := newConfig(group, opts)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s := &Snapshotter{
+		group:   group,
+		cfg:     cfg,
+		types:   make(map[string]*typeSpec),
+		byTopic: make(map[string]*typeSpec),
+		codec:   snapshots.NewAvroCodec(),
+		parts:   make(map[topicPartition]*partState),
+	}
+	if len(types) == 0 {
+		errs = append(errs, errors.New("no aggregate types"))
+	}
+	for _, t := range types {
+		if t == nil {
+			errs = append(errs, errors.New("nil type"))
+			continue
+		}
+		spec := t.spec()
+		if _, dup := s.types[spec.name]; dup {
+			errs = append(errs, fmt.Errorf("aggregate type %q registered twice", spec.name))
+			continue
+		}
+		if err := s.codec.Register(spec.name, spec.stateSchema); err != nil {
+			errs = append(errs, fmt.Errorf("aggregate type %q: %w", spec.name, err))
+			continue
+		}
+		for _, older := range spec.olderSchemas {
+			if err := s.codec.RegisterWriter(spec.name, older); err != nil {
+				errs = append(errs, fmt.Errorf("aggregate type %q: older schema: %w", spec.name, err))
+			}
+		}
+		s.types[spec.name] = spec
+		s.byTopic[cfg.eventPrefix+spec.name] = spec
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("snapshotter: new %q: %w", group, errors.Join(errs...))
+	}
+	return s, nil
+}
+
+// Group returns the snapshotter's consumer group, which is also the owner
+// its checkpoints name.
+func (s *Snapshotter) Group() string { return s.group }
+
+// Ready reports whether the snapshotter has joined its group and restored
+// every partition assigned to it.
+func (s *Snapshotter) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joined && s.restoring == 0
+}
+
+// Run consumes and snapshots until ctx ends, then snapshots every dirty
+// aggregate, writes the checkpoints of its partitions, leaves the group and
+// returns nil. It returns early with an error it cannot recover from (the
+// transactional producer failed, a topic is misconfigured). Run may be
+// called once.
+func (s *Snapshotter) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("snapshotter: Run called twice")
+	}
+	store, err := snapshots.NewKafka(s.codec, snapshots.KafkaClient(s.cfg.clientOpts...),
+		snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
+		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithReplicationFactor(s.cfg.replication),
+		snapshots.WithKafkaLogger(s.cfg.logger))
+	if err != nil {
+		return fmt.Errorf("snapshotter: %w", err)
+	}
+	defer store.Close()
+	s.store = store
+	events, err := log.NewKafka(log.KafkaClient(s.cfg.clientOpts...), log.WithTopicPrefix(s.cfg.eventPrefix),
+		log.WithAutoCreateTopics(false), log.WithKafkaLogger(s.cfg.logger))
+	if err != nil {
+		return fmt.Errorf("snapshotter: %w", err)
+	}
+	defer events.Close()
+	s.events = events
+
+	// The snapshot topics must exist, co-partitioned with their events
+	// topics, before partitions are assigned.
+	var topics []string
+	for name := range s.types {
+		if err := s.waitForTopics(ctx, name); err != nil {
+			return err
+		}
+		topics = append(topics, s.cfg.eventPrefix+name)
+	}
+	sort.Strings(topics)
+
+	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt(nil), s.cfg.clientOpts...),
+		kgo.ConsumerGroup(s.group),
+		kgo.ConsumeTopics(topics...),
+		kgo.TransactionalID(s.cfg.txnID),
+		kgo.TransactionTimeout(60*time.Second),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+		kgo.AdjustFetchOffsetsFn(s.assign),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			s.mu.Lock()
+			s.joined = true
+			for topic, ps := range assigned {
+				if s.byTopic[topic] != nil {
+					s.restoring += len(ps) // assign, called next, restores them
+				}
+			}
+			s.mu.Unlock()
+		}),
+		kgo.OnPartitionsRevoked(s.drop),
+		kgo.OnPartitionsLost(s.drop),
+	)...)
+	if err != nil {
+		return fmt.Errorf("snapshotter: %w", err)
+	}
+	s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
+		slog.String("transactional_id", s.cfg.txnID))
+
+	runErr := s.loop(ctx, sess)
+	if runErr == nil {
+		// Shutting down: snapshot what is dirty and checkpoint, then leave.
+		final, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		runErr = s.flush(final, sess, true)
+		cancel()
+	}
+	sess.Close()
+	s.mu.Lock()
+	s.parts = make(map[topicPartition]*partState)
+	s.joined = false
+	s.mu.Unlock()
+	return runErr
+}
+
+// waitForTopics waits for the aggregate type's events topic and ensures its
+// snapshot topic.
+func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
+	for {
+		err := s.store.EnsureTopic(ctx, name)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, snapshots.ErrTopicLayout) {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		s.cfg.logger.Warn("waiting for topics", slog.String("aggregate_type", name), slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// assign restores the snapshot partitions of newly assigned events
+// partitions and starts each at its checkpoint (or its start).
+func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, ps := range offsets {
+		typ := s.byTopic[topic]
+		if typ == nil {
+			continue
+		}
+		for p := range ps {
+			start := time.Now()
+			ps[p] = kgo.NewOffset().AtStart().WithEpoch(-1)
+			st := &partState{topic: topic, p: p, typ: typ, aggs: make(map[uuid.UUID]*aggState),
+				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{})}
+			if !s.cfg.fromScratch {
+				cp, err := s.store.RestorePartition(ctx, typ.name, p)
+				switch {
+				case err == nil:
+					ps[p] = kgo.NewOffset().At(cp.Offset).WithEpoch(-1)
+					st.next, st.checkpoint, st.checkpointT = cp.Offset, cp.Offset, cp.WrittenAt
+					for _, id := range cp.Unsnapshotted {
+						st.aggs[id] = &aggState{failed: errors.New("not applied by an earlier owner")}
+					}
+				case errors.Is(err, snapshots.ErrNotFound):
+				default:
+					s.cfg.logger.Error("restore snapshot partition", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
+					return nil, err
+				}
+			}
+			st.restoreTook = time.Since(start)
+			s.cfg.logger.Info("partition assigned", slog.String("topic", topic), slog.Int("partition", int(p)),
+				slog.Int64("from", st.next), slog.Duration("restore", st.restoreTook))
+			if h := s.cfg.hooks.Restored; h != nil {
+				h(topic, p, st.restoreTook)
+			}
+			s.mu.Lock()
+			s.parts[topicPartition{topic, p}] = st
+			s.restoring = max(0, s.restoring-1)
+			s.mu.Unlock()
+		}
+	}
+	return offsets, nil
+}
+
+// drop forgets revoked or lost partitions: their state moves with them.
+func (s *Snapshotter) drop(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			delete(s.parts, topicPartition{topic, p})
+			s.cfg.logger.Info("partition revoked", slog.String("topic", topic), slog.Int("partition", int(p)))
+		}
+	}
+}
+
+func (s *Snapshotter) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	for ctx.Err() == nil {
+		poll, cancel := context.WithTimeout(ctx, min(s.cfg.interval/2, time.Second))
+		fetches := sess.PollRecords(poll, 10_000)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.cfg.logger.Warn("fetch", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
+			}
+		})
+		s.process(ctx, fetches)
+		if err := s.flush(ctx, sess, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// process applies fetched records to the states of their partitions.
+func (s *Snapshotter) process(ctx context.Context, fetches kgo.Fetches) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		st := s.parts[topicPartition{fp.Topic, fp.Partition}]
+		if st == nil {
+			return // revoked since it was fetched
+		}
+		st.high = max(st.high, fp.HighWatermark)
+		for _, r := range fp.Records {
+			if r.Offset < st.next {
+				continue // seen already (a re-read after an aborted transaction)
+			}
+			s.processRecord(ctx, st, r)
+			st.next = r.Offset + 1
+		}
+	})
+}
+
+func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.Record) {
+	e, err := log.FromRecord(r)
+	if err != nil {
+		id, idErr := uuid.ParseBytes(r.Key)
+		if idErr != nil {
+			s.fail(st, r, uuid.Nil, nil, err) // no aggregate's: no reader counts it
+			return
+		}
+		a := s.agg(ctx, st, id, r.Offset)
+		s.fail(st, r, id, a, err)
+		return
+	}
+	a := s.agg(ctx, st, e.AggregateID, r.Offset)
+	if a.failed != nil {
+		return
+	}
+	seq := log.Sequencer{Version: a.version, Save: a.save}
+	if !seq.Next(e) {
+		return // a save that lost the race for its versions, or seen already
+	}
+	next, err := st.typ.apply(a.state, e)
+	if err != nil {
+		s.fail(st, r, e.AggregateID, a, err)
+		return
+	}
+	before := a.version
+	a.state, a.version, a.save, a.last = next, e.AggregateVersion, e.Save, e.Position
+	s.stats.eventsApplied.Add(1)
+	if n := s.cfg.threshold; a.version/n > before/n && a.version/n > a.snapVersion/n {
+		st.pending[e.AggregateID] = struct{}{}
+	}
+}
+
+// fail marks an aggregate as not snapshotted any more and reports why.
+func (s *Snapshotter) fail(st *partState, r *kgo.Record, id uuid.UUID, a *aggState, err error) {
+	s.stats.applyFailures.Add(1)
+	if a != nil {
+		a.failed = err
+		delete(st.pending, id)
+	}
+	s.cfg.logger.Error("event not applied", slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)),
+		slog.Int64("offset", r.Offset), slog.String("aggregate_id", id.String()), slog.Any("error", err))
+	if h := s.cfg.hooks.ApplyFailed; h != nil {
+		h(r.Topic, r.Partition, r.Offset, id, err)
+	}
+}
+
+// agg returns the state of an aggregate of partition st, loading it from
+// its snapshot, or from the log up to offset `before` when it has no usable
+// snapshot but may have events before it.
+func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, before int64) *aggState {
+	if a := st.aggs[id]; a != nil {
+		a.used = time.Now()
+		return a
+	}
+	a := &aggState{state: st.typ.initial(id), last: log.Position{Partition: st.p, Offset: log.NoOffset}, used: time.Now()}
+	st.aggs[id] = a
+	if s.cfg.fromScratch {
+		return a // reading the partition from its start
+	}
+	snap, err := s.store.Get(ctx, st.typ.name, id)
+	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
+		if state, rerr := st.typ.fromRecord(snap.State); rerr == nil {
+			a.state, a.version, a.save, a.last, a.snapVersion = state, snap.Version, snap.Save, snap.Position, snap.Version
+			return a
+		}
+	}
+	if errors.Is(err, snapshots.ErrNotFound) && st.checkpoint >= 0 {
+		return a // the checkpoint says: no events before it
+	}
+	if st.checkpoint < 0 {
+		return a // reading the partition from its start
+	}
+	// A snapshot that cannot be used (another schema version, undecodable):
+	// rebuild the aggregate from its events before the checkpoint.
+	s.stats.replays.Add(1)
+	tail, rerr := s.events.Read(ctx, st.typ.name, id, 0)
+	if rerr != nil {
+		a.failed = fmt.Errorf("replay before the checkpoint: %w", rerr)
+		return a
+	}
+	var seq log.Sequencer
+	for _, e := range tail.Events {
+		if e.Position.Offset >= before || !seq.Next(e) {
+			continue
+		}
+		next, aerr := st.typ.apply(a.state, e)
+		if aerr != nil {
+			a.failed = fmt.Errorf("replay: %s/%d@%d: %w", st.topic, st.p, e.Position.Offset, aerr)
+			return a
+		}
+		a.state, a.version, a.save, a.last = next, e.AggregateVersion, e.Save, e.Position
+	}
+	return a
+}
+
+// captured is a snapshot taken under s.mu, to be written outside it.
+type captured struct {
+	st   *partState
+	id   uuid.UUID
+	snap snapshots.Snapshot
+}
+
+// flush writes, in one transaction, the threshold snapshots that are due
+// and, for each partition whose checkpoint is due (all of them with all),
+// snapshots of every dirty aggregate and the partition's checkpoint.
+func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession, all bool) error {
+	now := time.Now()
+	s.mu.Lock()
+	var snaps []captured
+	type cpWrite struct {
+		st *partState
+		cp snapshots.Checkpoint
+	}
+	var cps []cpWrite
+	overfull := s.countStates() > s.cfg.maxStates
+	for _, st := range s.parts {
+		checkpoint := all || overfull || st.due || now.Sub(st.checkpointT) >= s.cfg.interval
+		take := func(id uuid.UUID, a *aggState) {
+			if !a.dirty() {
+				return
+			}
+			rec, err := st.typ.toRecord(a.state)
+			if err != nil {
+				a.failed = fmt.Errorf("state to record: %w", err)
+				s.stats.applyFailures.Add(1)
+				s.cfg.logger.Error("state not snapshotted", slog.String("topic", st.topic), slog.Int("partition", int(st.p)),
+					slog.String("aggregate_id", id.String()), slog.Any("error", err))
+				return
+			}
+			snaps = append(snaps, captured{st, id, snapshots.Snapshot{
+				AggregateID: id, AggregateType: st.typ.name, Version: a.version, SchemaVersion: st.typ.schemaVersion,
+				CreatedAt: now.UTC(), Position: a.last, Save: a.save, State: rec,
+			}})
+		}
+		if checkpoint {
+			for id, a := range st.aggs {
+				take(id, a)
+			}
+		} else {
+			for id := range st.pending {
+				if a := st.aggs[id]; a != nil {
+					take(id, a)
+				}
+			}
+		}
+		if checkpoint && (st.next != st.checkpoint || st.due || all) {
+			cp := snapshots.Checkpoint{EventsTopic: st.topic, EventsPartition: st.p, Offset: st.next, Owner: s.group, WrittenAt: now.UTC()}
+			for id, a := range st.aggs {
+				if a.failed != nil {
+					cp.Unsnapshotted = append(cp.Unsnapshotted, id)
+				}
+			}
+			cps = append(cps, cpWrite{st, cp})
+		}
+	}
+	s.mu.Unlock()
+	if len(snaps) == 0 && len(cps) == 0 {
+		return nil
+	}
+
+	var recs []*kgo.Record
+	for _, c := range snaps {
+		v, err := s.codec.Encode(c.snap)
+		if err != nil {
+			return fmt.Errorf("snapshotter: encode %s: %w", c.snap, err)
+		}
+		recs = append(recs, &kgo.Record{Topic: s.cfg.snapPrefix + c.snap.AggregateType, Partition: c.st.p, Key: log.Key(c.id), Value: v})
+	}
+	for _, c := range cps {
+		v, err := snapshots.EncodeCheckpoint(c.cp)
+		if err != nil {
+			return fmt.Errorf("snapshotter: encode %s: %w", c.cp, err)
+		}
+		recs = append(recs, &kgo.Record{Topic: s.cfg.snapPrefix + c.st.typ.name, Partition: c.st.p, Key: []byte(snapshots.CheckpointKey), Value: v})
+	}
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("snapshotter: begin transaction: %w", err)
+	}
+	var produceErr error
+	var pmu sync.Mutex
+	for _, r := range recs {
+		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				pmu.Lock()
+				produceErr = errors.Join(produceErr, fmt.Errorf("%s/%d: %w", r.Topic, r.Partition, err))
+				pmu.Unlock()
+			}
+		})
+	}
+	try := kgo.TryCommit
+	if err := sess.Client().Flush(ctx); err != nil {
+		return fmt.Errorf("snapshotter: flush: %w", err)
+	}
+	pmu.Lock()
+	if produceErr != nil {
+		try = kgo.TryAbort
+	}
+	pmu.Unlock()
+	committed, err := sess.End(ctx, try)
+	if err != nil {
+		return fmt.Errorf("snapshotter: end transaction: %w", err)
+	}
+	if !committed {
+		s.stats.aborted.Add(1)
+		cause := produceErr
+		if cause == nil {
+			cause = errors.New("the group rebalanced, or this member was fenced by a newer generation")
+		}
+		s.cfg.logger.Warn("transaction aborted; snapshots stay pending", slog.Int("snapshots", len(snaps)),
+			slog.Int("checkpoints", len(cps)), slog.Any("cause", cause))
+		if h := s.cfg.hooks.Aborted; h != nil {
+			h(cause)
+		}
+		return nil
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	written := map[string]int{}
+	for _, c := range snaps {
+		if s.parts[topicPartition{c.st.topic, c.st.p}] != c.st {
+			continue // revoked meanwhile; the records are written all the same
+		}
+		if a := c.st.aggs[c.id]; a != nil {
+			a.snapVersion = max(a.snapVersion, c.snap.Version)
+		}
+		delete(c.st.pending, c.id)
+		written[c.snap.AggregateType]++
+	}
+	s.stats.snapshots.Add(uint64(len(snaps)))
+	for typ, n := range written {
+		if h := s.cfg.hooks.SnapshotsWritten; h != nil {
+			h(typ, n)
+		}
+	}
+	for _, c := range cps {
+		c.st.checkpoint, c.st.checkpointT, c.st.due = c.cp.Offset, now, false
+		s.stats.checkpoints.Add(1)
+		if h := s.cfg.hooks.CheckpointWritten; h != nil {
+			h(c.st.topic, c.st.p, c.cp.Offset)
+		}
+	}
+	s.evict()
+	return nil
+}
+
+func (s *Snapshotter) countStates() int {
+	n := 0
+	for _, st := range s.parts {
+		n += len(st.aggs)
+	}
+	return n
+}
+
+// evict drops clean states, least recently used first, until the states fit
+// the bound; s.mu is held.
+func (s *Snapshotter) evict() {
+	over := s.countStates() - s.cfg.maxStates
+	if over <= 0 {
+		return
+	}
+	type cand struct {
+		st   *partState
+		id   uuid.UUID
+		used time.Time
+	}
+	var cands []cand
+	for _, st := range s.parts {
+		for id, a := range st.aggs {
+			if !a.dirty() && a.failed == nil {
+				cands = append(cands, cand{st, id, a.used})
+			}
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].used.Before(cands[j].used) })
+	for _, c := range cands[:min(over, len(cands))] {
+		delete(c.st.aggs, c.id)
+	}
+}
+
+// Stats is a snapshot of the snapshotter's figures.
+type Stats struct {
+	Partitions     []PartitionStats
+	States         int    // aggregate states held
+	SnapshotsTotal uint64 // snapshots committed
+	Checkpoints    uint64 // checkpoints committed
+	ApplyFailures  uint64 // events that could not be applied
+	Aborted        uint64 // transactions aborted
+	EventsApplied  uint64
+	Replays        uint64 // aggregates rebuilt from the log for want of a usable snapshot
+}
+
+// PartitionStats describes one assigned events partition.
+type PartitionStats struct {
+	Topic         string
+	Partition     int32
+	Next          int64 // the offset of the next record to process
+	Lag           int64 // records between Next and the high watermark
+	Checkpoint    int64 // the last checkpoint, -1 for none
+	CheckpointAge time.Duration
+	RestoreTime   time.Duration
+	States        int
+	Dirty         int
+	Unsnapshotted int
+}
+
+// Stats returns the snapshotter's figures.
+func (s *Snapshotter) Stats() Stats {
+	st := Stats{
+		SnapshotsTotal: s.stats.snapshots.Load(),
+		Checkpoints:    s.stats.checkpoints.Load(),
+		ApplyFailures:  s.stats.applyFailures.Load(),
+		Aborted:        s.stats.aborted.Load(),
+		EventsApplied:  s.stats.eventsApplied.Load(),
+		Replays:        s.stats.replays.Load(),
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.parts {
+		ps := PartitionStats{Topic: p.topic, Partition: p.p, Next: p.next, Lag: max(0, p.high-p.next),
+			Checkpoint: p.checkpoint, RestoreTime: p.restoreTook, States: len(p.aggs)}
+		if !p.checkpointT.IsZero() {
+			ps.CheckpointAge = now.Sub(p.checkpointT)
+		}
+		for _, a := range p.aggs {
+			if a.dirty() {
+				ps.Dirty++
+			}
+			if a.failed != nil {
+				ps.Unsnapshotted++
+			}
+		}
+		st.States += ps.States
+		st.Partitions = append(st.Partitions, ps)
+	}
+	sort.Slice(st.Partitions, func(i, j int) bool {
+		a, b := st.Partitions[i], st.Partitions[j]
+		return a.Topic < b.Topic || (a.Topic == b.Topic && a.Partition < b.Partition)
+	})
+	return st
+}

@@ -1,0 +1,344 @@
+package snapshotter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/aggregate"
+	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshotter"
+)
+
+type Deposited struct {
+	Amount int64 `json:"amount"`
+}
+
+type Account struct {
+	Balance int64 `avro:"balance"`
+	Ops     int64 `avro:"ops"`
+}
+
+const accountSchema = `{"type":"record","name":"Account","namespace":"snaplog.test","fields":[
+	{"name":"balance","type":"long"},{"name":"ops","type":"long"}]}`
+
+func accountType(t testing.TB) aggregate.Type[Account] {
+	reg := aggregate.NewRegistry(nil)
+	if err := aggregate.Register[Deposited](reg, "Deposited"); err != nil {
+		t.Fatal(err)
+	}
+	return aggregate.Type[Account]{Name: "Account", Events: reg, Apply: func(s Account, e aggregate.Envelope) (Account, error) {
+		d, ok := e.Event.(Deposited)
+		if !ok {
+			return s, fmt.Errorf("unexpected %T", e.Event)
+		}
+		if d.Amount < 0 {
+			return s, fmt.Errorf("negative deposit %d", d.Amount)
+		}
+		s.Balance += d.Amount
+		s.Ops++
+		return s, nil
+	}}
+}
+
+func ctxT(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// env is one test's topics and clients.
+type env struct {
+	events, snaps string
+	group         string
+	log           *log.Kafka
+	partitions    int32
+}
+
+func newEnv(t testing.TB, partitions int32) *env {
+	run := uuid.NewString()[:8]
+	e := &env{events: "st." + run + ".events.", snaps: "st." + run + ".snapshots.", group: "snapshotter-" + run, partitions: partitions}
+	l, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)), log.WithTopicPrefix(e.events),
+		log.WithTopicPartitions(partitions), log.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	if err := l.EnsureTopic(ctxT(t), "Account"); err != nil {
+		t.Fatal(err)
+	}
+	e.log = l
+	kafkatest.DeleteTopicsOnCleanup(t, e.events+"Account", e.snaps+"Account")
+	return e
+}
+
+func (e *env) store(t testing.TB) *snapshots.Kafka {
+	c := snapshots.NewAvroCodec()
+	if err := c.Register("Account", accountSchema); err != nil {
+		t.Fatal(err)
+	}
+	s, err := snapshots.NewKafka(c, snapshots.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)),
+		snapshots.WithTopicPrefix(e.snaps), snapshots.WithEventsTopicPrefix(e.events), snapshots.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (e *env) repo(t testing.TB, opts ...aggregate.Option) *aggregate.Repository[Account] {
+	r, err := aggregate.NewRepository(e.log, accountType(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func (e *env) snapshotter(t testing.TB, opts ...snapshotter.Option) *snapshotter.Snapshotter {
+	base := []snapshotter.Option{
+		snapshotter.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)),
+		snapshotter.WithEventsTopicPrefix(e.events), snapshotter.WithSnapshotsTopicPrefix(e.snaps),
+		snapshotter.WithReplicationFactor(1), snapshotter.WithThreshold(10),
+		snapshotter.WithCheckpointInterval(300 * time.Millisecond),
+	}
+	s, err := snapshotter.New(e.group, []snapshotter.Type{snapshotter.Register(accountType(t), accountSchema)}, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// start runs s until the test ends (or stop is called) and returns stop.
+func start(t testing.TB, s *snapshotter.Snapshotter) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("Run did not return within a minute of its context ending")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func endOffsets(t testing.TB, topic string) map[int32]int64 {
+	adm := kadm.NewClient(kafkatest.Client(t))
+	ends, err := adm.ListEndOffsets(ctxT(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// caughtUp waits until the snapshotter has checkpointed every partition at
+// its end.
+func caughtUp(t testing.TB, e *env, s *snapshotter.Snapshotter) {
+	t.Helper()
+	probe := map[int32]uuid.UUID{} // an aggregate id of each partition
+	for int32(len(probe)) < e.partitions {
+		id := uuid.New()
+		probe[log.Partition(id, e.partitions)] = id
+	}
+	waitFor(t, "checkpoints at the end of every partition", 60*time.Second, func() bool {
+		st := s.Stats()
+		if len(st.Partitions) != int(e.partitions) {
+			return false
+		}
+		for _, p := range st.Partitions {
+			if p.Checkpoint != p.Next {
+				return false
+			}
+			// Nothing but transaction markers after the checkpoint.
+			tail, err := e.log.Read(ctxT(t), "Account", probe[p.Partition], p.Checkpoint)
+			if err != nil || tail.Scanned != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// writeTraffic saves n random deposits spread over the given accounts from
+// several goroutines, and returns the accounts' expected states.
+func writeTraffic(t testing.TB, repo *aggregate.Repository[Account], ids []uuid.UUID, saves int) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < saves; i++ {
+				a, err := repo.Load(ctxT(t), id)
+				if errors.Is(err, aggregate.ErrNotFound) {
+					a, err = repo.New(id), nil
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k := 0; k < 1+i%3; k++ {
+					if err := a.Apply(Deposited{Amount: int64(i + k)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := repo.Save(ctxT(t), a); err != nil && !errors.Is(err, aggregate.ErrConflict) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// checkLoads loads every aggregate through a fresh snapshot store and
+// checks the load against a full replay and its cost against the records
+// written after its partition's checkpoint.
+func checkLoads(t testing.TB, e *env, ids []uuid.UUID) (maxRead uint64) {
+	t.Helper()
+	store := e.store(t)
+	repo := e.repo(t, aggregate.WithSnapshotStore(store))
+	replayer := e.repo(t)
+	ends := endOffsets(t, e.events+"Account")
+	for _, id := range ids {
+		cp, err := store.CheckpointOf(ctxT(t), "Account", id)
+		if err != nil {
+			t.Fatalf("%s: no checkpoint: %v", id, err)
+		}
+		before := repo.Stats().RecordsScanned
+		got, err := repo.Load(ctxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := repo.Stats().RecordsScanned - before
+		want, err := replayer.Load(ctxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version() != want.Version() || got.State() != want.State() {
+			t.Fatalf("%s: loaded v%d %+v, full replay v%d %+v", id, got.Version(), got.State(), want.Version(), want.State())
+		}
+		if after := ends[cp.EventsPartition] - cp.Offset; read > uint64(max(after, 1)) {
+			t.Fatalf("%s: the load read %d records, %d were written after the checkpoint at %d", id, read, after, cp.Offset)
+		}
+		maxRead = max(maxRead, read)
+	}
+	return maxRead
+}
+
+func ids(n int) []uuid.UUID {
+	out := make([]uuid.UUID, n)
+	for i := range out {
+		out[i] = uuid.New()
+	}
+	return out
+}
+
+// TestEndToEnd: appends through the library while the snapshotter runs;
+// afterwards every load reads at most the records after its partition's
+// checkpoint and equals a full replay, and the repositories' own snapshot
+// writes are refused in the snapshotter's topic.
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t, 3)
+	s := e.snapshotter(t)
+	start(t, s)
+	waitFor(t, "ready", 60*time.Second, s.Ready)
+	var failures []aggregate.SnapshotFailure
+	var mu sync.Mutex
+	app := e.repo(t, aggregate.WithSnapshotStore(e.store(t)), aggregate.WithSnapshotThreshold(5),
+		aggregate.WithHooks(aggregate.Hooks{SnapshotFailed: func(f aggregate.SnapshotFailure) { mu.Lock(); failures = append(failures, f); mu.Unlock() }}))
+	accounts := ids(24)
+	writeTraffic(t, app, accounts, 15)
+	caughtUp(t, e, s)
+	maxRead := checkLoads(t, e, accounts)
+	st := s.Stats()
+	t.Logf("snapshotter: %d snapshots, %d checkpoints, %d events applied, %d aborted; loads read at most %d records",
+		st.SnapshotsTotal, st.Checkpoints, st.EventsApplied, st.Aborted, maxRead)
+	if st.SnapshotsTotal == 0 || st.ApplyFailures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) == 0 || !errors.Is(failures[0].Err, snapshots.ErrOwned) {
+		t.Fatalf("the repository's own snapshots were not refused: %d failures %v", len(failures), failures)
+	}
+}
+
+// TestApplyFailure: an aggregate whose event cannot be applied is reported
+// and no longer snapshotted, the partition's checkpoint keeps moving, and
+// loads of that aggregate fail loudly while the others load.
+func TestApplyFailure(t *testing.T) {
+	e := newEnv(t, 1)
+	var mu sync.Mutex
+	var failed []uuid.UUID
+	s := e.snapshotter(t, snapshotter.WithHooks(snapshotter.Hooks{ApplyFailed: func(_ string, _ int32, _ int64, id uuid.UUID, _ error) {
+		mu.Lock()
+		failed = append(failed, id)
+		mu.Unlock()
+	}}))
+	start(t, s)
+	app := e.repo(t)
+	good, bad := uuid.New(), uuid.New()
+	writeTraffic(t, app, []uuid.UUID{good, bad}, 3)
+	// A deposit the snapshotter's apply refuses, appended to the log
+	// directly (the application's check was bypassed).
+	b, err := app.Load(ctxT(t), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := log.Event{ID: uuid.New(), Type: "Deposited", AggregateType: "Account", AggregateID: bad, AggregateVersion: b.Version() + 1,
+		OccurredAt: time.Now().UTC(), ContentType: "application/json", Payload: []byte(`{"amount":-5}`)}
+	if _, err := e.log.Append(ctxT(t), "Account", bad, log.Expected{Version: b.Version()}, []log.Event{poison}); err != nil {
+		t.Fatal(err)
+	}
+	writeTraffic(t, app, []uuid.UUID{good}, 3)
+	caughtUp(t, e, s)
+	mu.Lock()
+	if len(failed) != 1 || failed[0] != bad {
+		t.Fatalf("apply failures reported for %v, want %s", failed, bad)
+	}
+	mu.Unlock()
+	store := e.store(t)
+	cp, err := store.CheckpointOf(ctxT(t), "Account", bad)
+	if err != nil || cp.Covers(bad) || !cp.Covers(good) {
+		t.Fatalf("checkpoint %+v (%v) should list %s as unsnapshotted", cp, err, bad)
+	}
+	repo := e.repo(t, aggregate.WithSnapshotStore(store))
+	if _, err := repo.Load(ctxT(t), bad); err == nil {
+		t.Fatal("the load of an aggregate with an event that does not apply succeeded")
+	}
+	checkLoads(t, e, []uuid.UUID{good})
+}

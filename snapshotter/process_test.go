@@ -1,0 +1,310 @@
+package snapshotter_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/aggregate"
+	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/internal/kread"
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshotter"
+)
+
+// Environment of a snapshotter child process (see TestMain).
+const (
+	childGroup  = "SNAPLOG_TEST_CHILD_GROUP"
+	childEvents = "SNAPLOG_TEST_CHILD_EVENTS"
+	childSnaps  = "SNAPLOG_TEST_CHILD_SNAPSHOTS"
+)
+
+// TestMain runs the test binary as a snapshotter process when a test starts
+// it as a child: the crash and zombie tests kill and stop real processes.
+func TestMain(m *testing.M) {
+	if group := os.Getenv(childGroup); group != "" {
+		os.Exit(runChild(group))
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(group string) int {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	var t testing.T // accountType only reports registry errors, which do not happen
+	s, err := snapshotter.New(group, []snapshotter.Type{snapshotter.Register(accountType(&t), accountSchema)},
+		snapshotter.KafkaClient(kgo.SeedBrokers(strings.Split(os.Getenv(kafkatest.EnvBrokers), ",")...),
+			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(10*time.Second)),
+		snapshotter.WithEventsTopicPrefix(os.Getenv(childEvents)), snapshotter.WithSnapshotsTopicPrefix(os.Getenv(childSnaps)),
+		snapshotter.WithReplicationFactor(1), snapshotter.WithThreshold(10), snapshotter.WithCheckpointInterval(300*time.Millisecond),
+		snapshotter.WithLogger(logger))
+	if err != nil {
+		logger.Error("new", slog.Any("error", err))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := s.Run(ctx); err != nil {
+		logger.Error("run", slog.Any("error", err))
+		return 1
+	}
+	return 0
+}
+
+// child is a snapshotter running in another process.
+type child struct {
+	cmd     *exec.Cmd
+	aborted atomic.Int64 // "transaction aborted" lines it logged
+	done    chan struct{}
+}
+
+func (e *env) startChild(t *testing.T) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childGroup+"="+e.group, childEvents+"="+e.events, childSnaps+"="+e.snaps,
+		kafkatest.EnvBrokers+"="+strings.Join(kafkatest.Brokers(t), ","))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "transaction aborted") {
+				c.aborted.Add(1)
+			}
+			if strings.Contains(sc.Text(), `"level":"ERROR"`) {
+				t.Logf("child %d: %s", cmd.Process.Pid, sc.Text())
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		<-c.done
+	})
+	return c
+}
+
+// traffic writes deposits to the accounts until stop is called.
+func traffic(t *testing.T, e *env, accounts []uuid.UUID) (stop func()) {
+	repo := e.repo(t)
+	var halt atomic.Bool
+	var wg sync.WaitGroup
+	for _, id := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !halt.Load(); i++ {
+				a, err := repo.Load(ctxT(t), id)
+				if errors.Is(err, aggregate.ErrNotFound) {
+					a, err = repo.New(id), nil
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k := 0; k < 1+i%3; k++ {
+					_ = a.Apply(Deposited{Amount: int64(k + 1)})
+				}
+				if err := repo.Save(ctxT(t), a); err != nil && !errors.Is(err, aggregate.ErrConflict) {
+					t.Error(err)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	return func() { halt.Store(true); wg.Wait() }
+}
+
+// topicCaughtUp waits until every partition's checkpoint, as read from the
+// snapshot topic, has nothing but transaction markers after it.
+func topicCaughtUp(t *testing.T, e *env, d time.Duration) {
+	t.Helper()
+	probe := map[int32]uuid.UUID{}
+	for int32(len(probe)) < e.partitions {
+		id := uuid.New()
+		probe[log.Partition(id, e.partitions)] = id
+	}
+	store := e.store(t)
+	waitFor(t, "the snapshot topic's checkpoints at the end of the log", d, func() bool {
+		if err := store.Caught(ctxT(t)); err != nil {
+			return false
+		}
+		for p, id := range probe {
+			cp, err := store.CheckpointOf(ctxT(t), "Account", id)
+			if err != nil || cp.EventsPartition != p {
+				return false
+			}
+			tail, err := e.log.Read(ctxT(t), "Account", id, cp.Offset)
+			if err != nil || tail.Scanned != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// verifyTopic reads the events and snapshot topics whole and checks that no
+// aggregate's snapshots go back to a lower version, and that no checkpoint
+// claims more than the snapshots before it give: every aggregate with events
+// before a checkpoint's offset (and not listed as unsnapshotted) has, before
+// the checkpoint record, a snapshot of at least its version at that offset.
+func verifyTopic(t *testing.T, e *env) (snaps, checkpoints int) {
+	t.Helper()
+	cl := kafkatest.Client(t)
+	rd := kread.NewReader(cl)
+	codec := snapshots.NewAvroCodec()
+	if err := codec.Register("Account", accountSchema); err != nil {
+		t.Fatal(err)
+	}
+	evTopic, err := kread.Describe(ctxT(t), cl, e.events+"Account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snTopic, err := kread.Describe(ctxT(t), cl, e.snaps+"Account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < e.partitions; p++ {
+		type step struct {
+			offset  int64
+			version int64
+		}
+		history := map[uuid.UUID][]step{} // accepted versions by offset
+		seqs := map[uuid.UUID]*log.Sequencer{}
+		if _, _, err := rd.ScanOne(ctxT(t), evTopic, p, 0, -1, func(r *kgo.Record) error {
+			ev, err := log.FromRecord(r)
+			if err != nil {
+				return nil
+			}
+			sq := seqs[ev.AggregateID]
+			if sq == nil {
+				sq = &log.Sequencer{}
+				seqs[ev.AggregateID] = sq
+			}
+			if sq.Next(ev) {
+				history[ev.AggregateID] = append(history[ev.AggregateID], step{r.Offset, ev.AggregateVersion})
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		versionBefore := func(id uuid.UUID, c int64) int64 {
+			var v int64
+			for _, s := range history[id] {
+				if s.offset < c {
+					v = s.version
+				}
+			}
+			return v
+		}
+		best := map[uuid.UUID]int64{}
+		if _, _, err := rd.ScanOne(ctxT(t), snTopic, p, 0, -1, func(r *kgo.Record) error {
+			if snapshots.IsCheckpointKey(r.Key) {
+				cp, err := snapshots.DecodeCheckpoint(r.Value)
+				if err != nil {
+					return fmt.Errorf("checkpoint at %d: %w", r.Offset, err)
+				}
+				checkpoints++
+				for id := range history {
+					if v := versionBefore(id, cp.Offset); v > 0 && cp.Covers(id) && best[id] < v {
+						return fmt.Errorf("checkpoint %d@%d (snapshot record %d) overstates: %s is at version %d before it, its snapshots reach %d",
+							cp.EventsPartition, cp.Offset, r.Offset, id, v, best[id])
+					}
+				}
+				return nil
+			}
+			snap, err := codec.Decode(r.Value)
+			if err != nil {
+				return fmt.Errorf("snapshot record %d: %w", r.Offset, err)
+			}
+			snaps++
+			if snap.Version < best[snap.AggregateID] {
+				return fmt.Errorf("snapshot of %s went back from version %d to %d at %d", snap.AggregateID, best[snap.AggregateID], snap.Version, r.Offset)
+			}
+			best[snap.AggregateID] = snap.Version
+			return nil
+		}); err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+	}
+	return snaps, checkpoints
+}
+
+// TestCrash: kill -9 the snapshotter mid-stream and start another: no
+// snapshot regresses, no checkpoint overstates what is snapshotted, every
+// load stays correct and bounded.
+func TestCrash(t *testing.T) {
+	e := newEnv(t, 3)
+	first := e.startChild(t)
+	accounts := ids(12)
+	stop := traffic(t, e, accounts)
+	time.Sleep(3 * time.Second)
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	time.Sleep(time.Second)
+	second := e.startChild(t)
+	time.Sleep(3 * time.Second)
+	stop()
+	topicCaughtUp(t, e, 90*time.Second)
+	snaps, cps := verifyTopic(t, e)
+	maxRead := checkLoads(t, e, accounts)
+	t.Logf("%d snapshots and %d checkpoints verified; loads read at most %d records", snaps, cps, maxRead)
+	_ = second.cmd.Process.Signal(syscall.SIGTERM)
+	<-second.done
+	if code := second.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the snapshotter exited with %d on SIGTERM", code)
+	}
+}
+
+// TestZombie: a snapshotter paused (SIGSTOP) until another took its
+// partitions, then resumed, cannot write: its transactions are fenced, and
+// nothing regresses.
+func TestZombie(t *testing.T) {
+	e := newEnv(t, 3)
+	zombie := e.startChild(t)
+	accounts := ids(12)
+	stop := traffic(t, e, accounts)
+	time.Sleep(3 * time.Second)
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	e.startChild(t)
+	time.Sleep(12 * time.Second) // past the paused member's session timeout: the new one takes every partition
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	stop()
+	topicCaughtUp(t, e, 90*time.Second)
+	snaps, cps := verifyTopic(t, e)
+	checkLoads(t, e, accounts)
+	t.Logf("%d snapshots and %d checkpoints verified; the resumed snapshotter had %d transactions aborted", snaps, cps, zombie.aborted.Load())
+}

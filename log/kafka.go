@@ -497,8 +497,15 @@ type claimWindow struct {
 	claims    []claim
 	start, to int64
 	anchored  bool
-	busy      bool      // checks attached to the window are waiting
-	used      time.Time // when a check last came for the partition
+	// index, when not nil, is every aggregate's sequence state (the winner
+	// rule applied to all its records) at offset start: it answers checks
+	// that start before the window, creations above all, without reading
+	// the partition from its start each time. It costs about 100 bytes per
+	// aggregate of the partition, and is dropped beyond maxIndexKeys.
+	index   map[string]Sequencer
+	noIndex bool
+	busy    bool      // checks attached to the window are waiting
+	used    time.Time // when a check last came for the partition
 }
 
 // lingering reports whether a partition was appended to within
@@ -518,6 +525,9 @@ func (tc *topicChecker) lingering() bool {
 // checkWindow is how many recent records' claims a topicChecker keeps per
 // partition (about 100 bytes each).
 const checkWindow = 8192
+
+// maxIndexKeys bounds a partition's index of aggregate sequence states.
+const maxIndexKeys = 1 << 20
 
 // checkPoll is how long a tailing fetch waits at the broker for new records,
 // and checkLinger how long a topicChecker goes on tailing a partition after
@@ -582,7 +592,20 @@ func (w *claimWindow) claimsFrom(from int64) []claim {
 func (w *claimWindow) add(cl claim) {
 	w.claims = append(w.claims, cl)
 	if len(w.claims) > checkWindow {
-		w.claims = append(w.claims[:0], w.claims[len(w.claims)-checkWindow/2:]...)
+		cut := len(w.claims) - checkWindow/2
+		if w.index != nil {
+			for _, old := range w.claims[:cut] {
+				if old.err == nil {
+					sq := w.index[old.key]
+					sq.Next(old.event)
+					w.index[old.key] = sq
+				}
+			}
+			if len(w.index) > maxIndexKeys {
+				w.index, w.noIndex = nil, true
+			}
+		}
+		w.claims = append(w.claims[:0], w.claims[cut:]...)
 		w.start = w.claims[0].offset
 	}
 }
@@ -766,10 +789,24 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		// Start reading where the check starts rather than catch up on
 		// records nobody waits for.
 		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
+		w.index = nil
+		if c.from == 0 && !w.noIndex {
+			w.index = map[string]Sequencer{} // read from the start: index as we go
+		}
 		w.busy = true
 		return nil
 	}
 	w.busy = true
+	if c.from < w.start {
+		// The check starts before the window: the index knows where the
+		// aggregate stands at the window's start.
+		if err := tc.buildIndex(k, w, c.p); err != nil {
+			return err
+		}
+		if w.index != nil {
+			c.seq, c.from = w.index[string(c.key)], w.start
+		}
+	}
 	if c.from < w.start {
 		ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
 		defer cancel()
@@ -790,6 +827,41 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 	}
 	return nil
 }
+
+// buildIndex reads partition p from its start to the window's start, so
+// that w.index is every aggregate's sequence state at w.start. A partition
+// with more than maxIndexKeys aggregates gets no index.
+func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
+	if w.index != nil || w.noIndex {
+		return nil
+	}
+	index := map[string]Sequencer{}
+	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
+	defer cancel()
+	if _, _, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
+		e, err := fromRecord(r)
+		if err != nil {
+			return nil // not a snaplog event: no reader counts it
+		}
+		sq := index[string(r.Key)]
+		sq.Next(e)
+		index[string(r.Key)] = sq
+		if len(index) > maxIndexKeys {
+			return errTooManyKeys
+		}
+		return nil
+	}); err != nil {
+		if errors.Is(err, errTooManyKeys) {
+			w.noIndex = true
+			return nil
+		}
+		return err
+	}
+	w.index = index
+	return nil
+}
+
+var errTooManyKeys = errors.New("log: too many aggregates to index")
 
 func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
 	cl, err := k.txnClient(ctx)

@@ -444,6 +444,10 @@ type captured struct {
 // and, for each partition whose checkpoint is due (all of them with all),
 // snapshots of every dirty aggregate and the partition's checkpoint.
 func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession, all bool) error {
+	// A transaction, once begun, is ended whatever happens to the caller's
+	// context: shutting down waits for it (bounded).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	now := time.Now()
 	s.mu.Lock()
 	var snaps []captured

@@ -68,7 +68,7 @@ func newEnv(t testing.TB, partitions int32) *env {
 	run := uuid.NewString()[:8]
 	e := &env{events: "st." + run + ".events.", snaps: "st." + run + ".snapshots.", group: "snapshotter-" + run, partitions: partitions}
 	l, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(t)...)), log.WithTopicPrefix(e.events),
-		log.WithTopicPartitions(partitions), log.WithReplicationFactor(1))
+		log.WithTopicPartitions(partitions), log.WithReplicationFactor(1), log.WithTransactionalProducers(16))
 	if err != nil {
 		t.Fatal(err)
 	}

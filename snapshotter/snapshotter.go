@@ -35,8 +35,9 @@ type Snapshotter struct {
 	joined    bool
 	restoring int // partitions assigned and not yet restored
 
-	stats counters
-	ran   atomic.Bool
+	stats   counters
+	ran     atomic.Bool
+	lastTxn time.Time // when the last transaction ended; the loop's own
 }
 
 type topicPartition struct {
@@ -299,7 +300,7 @@ func (s *Snapshotter) drop(_ context.Context, _ *kgo.Client, revoked map[string]
 func (s *Snapshotter) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	for ctx.Err() == nil {
 		poll, cancel := context.WithTimeout(ctx, min(s.cfg.interval/2, time.Second))
-		fetches := sess.PollRecords(poll, 10_000)
+		fetches := sess.PollFetches(poll)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -317,24 +318,31 @@ func (s *Snapshotter) loop(ctx context.Context, sess *kgo.GroupTransactSession) 
 	return nil
 }
 
-// process applies fetched records to the states of their partitions.
+// process applies fetched records to the states of their partitions, the
+// partitions in parallel: they share nothing.
 func (s *Snapshotter) process(ctx context.Context, fetches kgo.Fetches) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var wg sync.WaitGroup
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		st := s.parts[topicPartition{fp.Topic, fp.Partition}]
-		if st == nil {
-			return // revoked since it was fetched
+		if st == nil || len(fp.Records) == 0 {
+			return // revoked since it was fetched, or nothing new
 		}
 		st.high = max(st.high, fp.HighWatermark)
-		for _, r := range fp.Records {
-			if r.Offset < st.next {
-				continue // seen already (a re-read after an aborted transaction)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range fp.Records {
+				if r.Offset < st.next {
+					continue // seen already (a re-read after an aborted transaction)
+				}
+				s.processRecord(ctx, st, r)
+				st.next = r.Offset + 1
 			}
-			s.processRecord(ctx, st, r)
-			st.next = r.Offset + 1
-		}
+		}()
 	})
+	wg.Wait()
 }
 
 func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.Record) {
@@ -449,6 +457,9 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	now := time.Now()
+	// Threshold snapshots wait for the next transaction; one is started for
+	// them alone at most every quarter interval (250 ms at most).
+	pendingDue := now.Sub(s.lastTxn) >= min(s.cfg.interval/4, 250*time.Millisecond)
 	s.mu.Lock()
 	var snaps []captured
 	type cpWrite struct {
@@ -480,7 +491,7 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 			for id, a := range st.aggs {
 				take(id, a)
 			}
-		} else {
+		} else if pendingDue {
 			for id := range st.pending {
 				if a := st.aggs[id]; a != nil {
 					take(id, a)
@@ -541,6 +552,7 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	pmu.Unlock()
 	committed, err := sess.End(ctx, try)
+	s.lastTxn = time.Now()
 	if err != nil {
 		return fmt.Errorf("snapshotter: end transaction: %w", err)
 	}

@@ -342,3 +342,47 @@ func TestApplyFailure(t *testing.T) {
 	}
 	checkLoads(t, e, []uuid.UUID{good})
 }
+
+// TestPoisonRecords: a record of the events topic that is not a snaplog
+// event, and an event of a type the aggregate does not register, are
+// reported; their aggregates stop being snapshotted and the partition's
+// checkpoint keeps moving past them.
+func TestPoisonRecords(t *testing.T) {
+	e := newEnv(t, 1)
+	var mu sync.Mutex
+	reported := map[uuid.UUID]int{}
+	s := e.snapshotter(t, snapshotter.WithHooks(snapshotter.Hooks{ApplyFailed: func(_ string, _ int32, _ int64, id uuid.UUID, _ error) {
+		mu.Lock()
+		reported[id]++
+		mu.Unlock()
+	}}))
+	start(t, s)
+	app := e.repo(t)
+	garbled, unknown, good := uuid.New(), uuid.New(), uuid.New()
+	writeTraffic(t, app, []uuid.UUID{garbled, unknown, good}, 2)
+	raw := kafkatest.Client(t)
+	if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: e.events + "Account", Key: log.Key(garbled), Value: []byte("{not an event")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	u, err := app.Load(ctxT(t), unknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := log.Event{ID: uuid.New(), Type: "AccountClosed", AggregateType: "Account", AggregateID: unknown, AggregateVersion: u.Version() + 1,
+		OccurredAt: time.Now().UTC(), ContentType: "application/json", Payload: []byte(`{}`)}
+	if _, err := e.log.Append(ctxT(t), "Account", unknown, log.Expected{Version: u.Version()}, []log.Event{closed}); err != nil {
+		t.Fatal(err)
+	}
+	writeTraffic(t, app, []uuid.UUID{good}, 2)
+	caughtUp(t, e, s)
+	mu.Lock()
+	if reported[garbled] != 1 || reported[unknown] != 1 || reported[good] != 0 {
+		t.Fatalf("reported %v", reported)
+	}
+	mu.Unlock()
+	cp, err := e.store(t).CheckpointOf(ctxT(t), "Account", good)
+	if err != nil || cp.Covers(garbled) || cp.Covers(unknown) || !cp.Covers(good) {
+		t.Fatalf("checkpoint %+v %v", cp, err)
+	}
+	checkLoads(t, e, []uuid.UUID{good})
+}

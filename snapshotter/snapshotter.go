@@ -59,6 +59,11 @@ type partState struct {
 	restoreTook time.Duration
 	due         bool                   // a checkpoint is due now (after an assignment)
 	pending     map[uuid.UUID]struct{} // aggregates whose threshold snapshot is due
+	// inherited are the aggregates the partition's last checkpoint listed
+	// as unsnapshotted and that have not been met since: the next event of
+	// one rebuilds it from the log (the cause may be gone, a fixed apply
+	// function); until then the checkpoints go on listing it.
+	inherited map[uuid.UUID]struct{}
 }
 
 // aggState is one aggregate's state as the snapshotter holds it.
@@ -254,7 +259,7 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 			start := time.Now()
 			ps[p] = kgo.NewOffset().AtStart().WithEpoch(-1)
 			st := &partState{topic: topic, p: p, typ: typ, aggs: make(map[uuid.UUID]*aggState),
-				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{})}
+				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{}), inherited: make(map[uuid.UUID]struct{})}
 			if !s.cfg.fromScratch {
 				cp, err := s.store.RestorePartition(ctx, typ.name, p)
 				switch {
@@ -262,7 +267,7 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 					ps[p] = kgo.NewOffset().At(cp.Offset).WithEpoch(-1)
 					st.next, st.checkpoint, st.checkpointT = cp.Offset, cp.Offset, cp.WrittenAt
 					for _, id := range cp.Unsnapshotted {
-						st.aggs[id] = &aggState{failed: errors.New("not applied by an earlier owner")}
+						st.inherited[id] = struct{}{}
 					}
 				case errors.Is(err, snapshots.ErrNotFound):
 				default:
@@ -405,7 +410,16 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, befo
 	if s.cfg.fromScratch {
 		return a // reading the partition from its start
 	}
+	// Loading a state is finished even when the loop is told to stop: a
+	// state half loaded would be marked failed for no fault of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	_, inherited := st.inherited[id]
+	delete(st.inherited, id)
 	snap, err := s.store.Get(ctx, st.typ.name, id)
+	if inherited {
+		err = errors.New("listed as unsnapshotted by the last checkpoint")
+	}
 	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
 		if state, rerr := st.typ.fromRecord(snap.State); rerr == nil {
 			a.state, a.version, a.save, a.last, a.snapVersion = state, snap.Version, snap.Save, snap.Position, snap.Version
@@ -504,6 +518,9 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 				if a.failed != nil {
 					cp.Unsnapshotted = append(cp.Unsnapshotted, id)
 				}
+			}
+			for id := range st.inherited {
+				cp.Unsnapshotted = append(cp.Unsnapshotted, id)
 			}
 			cps = append(cps, cpWrite{st, cp})
 		}

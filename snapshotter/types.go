@@ -13,6 +13,12 @@ import (
 // Type is an aggregate type the snapshotter snapshots. Make one with
 // Register.
 type Type interface {
+	// Name is the aggregate type's name.
+	Name() string
+	// StateSchema is the Avro schema of its state, and OlderStateSchemas
+	// the earlier ones its snapshots may have been written with.
+	StateSchema() string
+	OlderStateSchemas() []string
 	spec() *typeSpec
 }
 
@@ -29,7 +35,10 @@ type typeSpec struct {
 	fromRecord func(rec map[string]any) (any, error)
 }
 
-func (t *typeSpec) spec() *typeSpec { return t }
+func (t *typeSpec) spec() *typeSpec             { return t }
+func (t *typeSpec) Name() string                { return t.name }
+func (t *typeSpec) StateSchema() string         { return t.stateSchema }
+func (t *typeSpec) OlderStateSchemas() []string { return append([]string(nil), t.olderSchemas...) }
 
 // Register makes an aggregate type known to the snapshotter: typ is the same
 // aggregate.Type the application's repository uses (its apply function,

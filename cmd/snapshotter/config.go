@@ -1,0 +1,380 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshotter"
+)
+
+// command is a subcommand of the binary.
+type command string
+
+const (
+	cmdRun         command = "run"
+	cmdInspect     command = "inspect"
+	cmdRebuild     command = "rebuild"
+	cmdHealthcheck command = "healthcheck"
+)
+
+var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdHealthcheck}
+
+// config is everything the binary is told, read from its flags and
+// environment variables by parseConfig. Only the fields of the command being
+// run are set.
+type config struct {
+	Brokers            []string
+	Group              string
+	EventsPrefix       string
+	SnapshotsPrefix    string
+	Threshold          int64
+	CheckpointInterval time.Duration
+	MaxStates          int
+	Replication        int16
+	HTTPAddr           string
+	LogLevel           slog.Level
+	TransactionalID    string // "" for the snapshotter's default
+	// Type is the aggregate type inspect and rebuild work on; ID the
+	// aggregate inspect shows.
+	Type string
+	ID   uuid.UUID
+}
+
+// setting is one field of config: its flag, its environment variable, its
+// default, which commands take it, and how its text is parsed.
+type setting struct {
+	flag     string
+	env      string             // "" for a flag without an environment variable
+	def      string             // the default as text, "" for none
+	defs     map[command]string // defaults of commands that differ from def
+	defDoc   string             // the default as the usage shows it, when def is ""
+	arg      string             // the value's name in the usage
+	usage    string
+	required bool
+	cmds     []command
+	set      func(c *config, v string) error
+}
+
+var (
+	kafkaCmds    = []command{cmdRun, cmdInspect, cmdRebuild}
+	snapshotCmds = []command{cmdRun, cmdRebuild}
+)
+
+// settings lists the configuration in the order the usage shows it.
+var settings = []setting{
+	{flag: "brokers", env: "SNAPLOG_BROKERS", arg: "host:port,...", required: true, cmds: kafkaCmds,
+		usage: "Kafka seed brokers, comma-separated",
+		set: func(c *config, v string) (err error) {
+			c.Brokers, err = parseBrokers(v)
+			return err
+		}},
+	{flag: "group", env: "SNAPLOG_GROUP", def: "snaplog-snapshotter", arg: "name", cmds: snapshotCmds,
+		usage: "consumer group of the snapshotters, and the owner their checkpoints name",
+		set: func(c *config, v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			c.Group = v
+			return nil
+		}},
+	{flag: "events-prefix", env: "SNAPLOG_EVENTS_PREFIX", def: log.DefaultTopicPrefix, arg: "prefix", cmds: kafkaCmds,
+		usage: "prefix of the events topics (the event log's)",
+		set: func(c *config, v string) (err error) {
+			c.EventsPrefix, err = topicPrefix(v)
+			return err
+		}},
+	{flag: "snapshots-prefix", env: "SNAPLOG_SNAPSHOTS_PREFIX", def: snapshots.DefaultTopicPrefix, arg: "prefix", cmds: kafkaCmds,
+		usage: "prefix of the snapshot topics (the repositories' snapshot store's)",
+		set: func(c *config, v string) (err error) {
+			c.SnapshotsPrefix, err = topicPrefix(v)
+			return err
+		}},
+	{flag: "threshold", env: "SNAPLOG_THRESHOLD", def: strconv.Itoa(snapshotter.DefaultThreshold), arg: "n", cmds: snapshotCmds,
+		usage: "snapshot an aggregate when its version crosses a multiple of n",
+		set: func(c *config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			if n <= 0 {
+				return errors.New("must be positive")
+			}
+			c.Threshold = n
+			return nil
+		}},
+	{flag: "checkpoint-interval", env: "SNAPLOG_CHECKPOINT_INTERVAL", def: snapshotter.DefaultCheckpointInterval.String(), arg: "duration", cmds: snapshotCmds,
+		usage: "how often each partition's dirty aggregates are snapshotted and its checkpoint written; bounds every load's tail",
+		set: func(c *config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return errors.New("not a duration (such as 5s or 1m)")
+			}
+			if d <= 0 {
+				return errors.New("must be positive")
+			}
+			c.CheckpointInterval = d
+			return nil
+		}},
+	{flag: "max-states", env: "SNAPLOG_MAX_STATES", def: strconv.Itoa(snapshotter.DefaultMaxStates), arg: "n", cmds: snapshotCmds,
+		usage: "aggregate states held in memory at most",
+		set: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			if n <= 0 {
+				return errors.New("must be positive")
+			}
+			c.MaxStates = n
+			return nil
+		}},
+	{flag: "replication", env: "SNAPLOG_REPLICATION", def: "-1", arg: "n", cmds: snapshotCmds,
+		usage: "replication factor of the snapshot topics the snapshotter creates; -1 for the broker's default",
+		set: func(c *config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			if n != -1 && (n < 1 || n > math.MaxInt16) {
+				return fmt.Errorf("must be -1 or from 1 to %d", math.MaxInt16)
+			}
+			c.Replication = int16(n)
+			return nil
+		}},
+	{flag: "http-addr", env: "SNAPLOG_HTTP_ADDR", def: ":8080", arg: "host:port", cmds: []command{cmdRun, cmdHealthcheck},
+		usage: "address of the HTTP server: /healthz, /readyz, /metrics",
+		set: func(c *config, v string) error {
+			_, port, err := net.SplitHostPort(v)
+			if err != nil {
+				return errors.New("not host:port (such as :8080)")
+			}
+			if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+				return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+	{flag: "log-level", env: "SNAPLOG_LOG_LEVEL", def: "info", defs: map[command]string{cmdInspect: "warn", cmdRebuild: "warn"},
+		arg: "level", cmds: kafkaCmds,
+		usage: "least level of the JSON log lines on stderr: debug, info, warn or error",
+		set: func(c *config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("not one of debug, info, warn, error")
+			}
+			return nil
+		}},
+	{flag: "transactional-id", env: "SNAPLOG_TRANSACTIONAL_ID", defDoc: "the group, '-' and a random id", arg: "id", cmds: snapshotCmds,
+		usage: "transactional id of the snapshotter's producer; each running instance needs its own",
+		set: func(c *config, v string) error {
+			c.TransactionalID = v
+			return nil
+		}},
+	{flag: "type", arg: "name", required: true, cmds: []command{cmdInspect, cmdRebuild},
+		usage: "aggregate type",
+		set: func(c *config, v string) error {
+			c.Type = v
+			return nil
+		}},
+	{flag: "id", arg: "uuid", required: true, cmds: []command{cmdInspect},
+		usage: "aggregate id",
+		set: func(c *config, v string) (err error) {
+			if c.ID, err = uuid.Parse(v); err != nil {
+				return errors.New("not a UUID")
+			}
+			return nil
+		}},
+}
+
+func (s setting) takenBy(cmd command) bool { return slices.Contains(s.cmds, cmd) }
+
+// defaultFor returns the setting's default for cmd, as text.
+func (s setting) defaultFor(cmd command) string {
+	if d, ok := s.defs[cmd]; ok {
+		return d
+	}
+	return s.def
+}
+
+// invalidConfig is every problem found in a command line and environment.
+type invalidConfig struct{ errs []error }
+
+func (e *invalidConfig) Error() string   { return errors.Join(e.errs...).Error() }
+func (e *invalidConfig) Unwrap() []error { return e.errs }
+
+// parseConfig reads the configuration of cmd from its flags (args) and the
+// environment (getenv): a flag given wins over its environment variable,
+// which wins over the default; an environment variable set to blank counts
+// as not set. It checks every value and returns every problem at once, as an
+// *invalidConfig. A command line the flag package refuses is reported to out
+// with the usage, and -h prints the usage and returns flag.ErrHelp.
+func parseConfig(cmd command, args []string, getenv func(string) string, types []string, out io.Writer) (config, error) {
+	fs := flag.NewFlagSet("snapshotter "+string(cmd), flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() { printUsage(out, cmd, types) }
+	raw := make(map[string]*string)
+	for _, s := range settings {
+		if s.takenBy(cmd) {
+			raw[s.flag] = fs.String(s.flag, "", s.usage)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	var c config
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	for _, s := range settings {
+		if !s.takenBy(cmd) {
+			continue
+		}
+		v, src := s.defaultFor(cmd), ""
+		if given[s.flag] {
+			v, src = strings.TrimSpace(*raw[s.flag]), "-"+s.flag
+		} else if e := strings.TrimSpace(envOf(getenv, s.env)); e != "" {
+			v, src = e, s.env
+		}
+		if src == "" && v == "" {
+			if s.required {
+				errs = append(errs, fmt.Errorf("-%s%s is required", s.flag, orEnv(s.env)))
+			}
+			continue
+		}
+		if err := s.set(&c, v); err != nil {
+			if src == "" {
+				src = "default of -" + s.flag
+			}
+			errs = append(errs, fmt.Errorf("%s %q: %w", src, v, err))
+		}
+	}
+	if cmd == cmdRun || cmd == cmdInspect || cmd == cmdRebuild {
+		if c.EventsPrefix != "" && c.EventsPrefix == c.SnapshotsPrefix {
+			errs = append(errs, fmt.Errorf("the events and snapshot topics share the prefix %q", c.EventsPrefix))
+		}
+	}
+	if c.Type != "" && !slices.Contains(types, c.Type) {
+		errs = append(errs, fmt.Errorf("-type %q: not an aggregate type of this binary (%s)", c.Type, strings.Join(types, ", ")))
+	}
+	if len(errs) > 0 {
+		return c, &invalidConfig{errs}
+	}
+	return c, nil
+}
+
+func envOf(getenv func(string) string, name string) string {
+	if name == "" {
+		return ""
+	}
+	return getenv(name)
+}
+
+func orEnv(env string) string {
+	if env == "" {
+		return ""
+	}
+	return " (or " + env + ")"
+}
+
+// parseBrokers splits a comma-separated list of host:port.
+func parseBrokers(v string) ([]string, error) {
+	var brokers []string
+	var errs []error
+	for b := range strings.SplitSeq(v, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("%q is not host:port", b))
+			continue
+		}
+		brokers = append(brokers, b)
+	}
+	if len(brokers) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("lists no broker"))
+	}
+	return brokers, errors.Join(errs...)
+}
+
+// topicPrefix checks that v can start Kafka topic names.
+func topicPrefix(v string) (string, error) {
+	if v == "" {
+		return "", errors.New("must not be empty")
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return "", fmt.Errorf("%q cannot be part of a topic name (letters, digits, '.', '_' and '-' can)", r)
+		}
+	}
+	return v, nil
+}
+
+// options maps the configuration to the snapshotter's options.
+func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshotter.Option {
+	opts := []snapshotter.Option{
+		snapshotter.KafkaClient(kgo.SeedBrokers(c.Brokers...)),
+		snapshotter.WithEventsTopicPrefix(c.EventsPrefix),
+		snapshotter.WithSnapshotsTopicPrefix(c.SnapshotsPrefix),
+		snapshotter.WithReplicationFactor(c.Replication),
+		snapshotter.WithThreshold(c.Threshold),
+		snapshotter.WithCheckpointInterval(c.CheckpointInterval),
+		snapshotter.WithMaxStates(c.MaxStates),
+		snapshotter.WithLogger(logger),
+		snapshotter.WithHooks(hooks),
+	}
+	if c.TransactionalID != "" {
+		opts = append(opts, snapshotter.WithTransactionalID(c.TransactionalID))
+	}
+	return opts
+}
+
+// printUsage writes the usage of cmd: the synopsis of every command and
+// cmd's flags with their environment variables and defaults.
+func printUsage(w io.Writer, cmd command, types []string) {
+	fmt.Fprintf(w, `Usage:
+  snapshotter [run] [flags]                   run the sidecar
+  snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
+  snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log (stop the sidecars first)
+  snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
+
+Aggregate types: %s
+
+Flags of %s (a flag given wins over its environment variable):
+`, strings.Join(types, ", "), cmd)
+	for _, s := range settings {
+		if !s.takenBy(cmd) {
+			continue
+		}
+		var notes []string
+		if s.env != "" {
+			notes = append(notes, s.env)
+		}
+		switch {
+		case s.required:
+			notes = append(notes, "required")
+		case s.defaultFor(cmd) != "":
+			notes = append(notes, "default "+strconv.Quote(s.defaultFor(cmd)))
+		case s.defDoc != "":
+			notes = append(notes, "default: "+s.defDoc)
+		}
+		fmt.Fprintf(w, "  -%s %s  (%s)\n        %s\n", s.flag, s.arg, strings.Join(notes, "; "), s.usage)
+	}
+}

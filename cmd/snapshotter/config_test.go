@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func getenv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// defaults is the configuration of run with only the brokers given.
+func defaults() config {
+	return config{
+		Brokers:            []string{"k1:9092"},
+		Group:              "snaplog-snapshotter",
+		EventsPrefix:       "snaplog.events.",
+		SnapshotsPrefix:    "snaplog.snapshots.",
+		Threshold:          100,
+		CheckpointInterval: 5 * time.Second,
+		MaxStates:          100_000,
+		Replication:        -1,
+		HTTPAddr:           ":8080",
+		LogLevel:           slog.LevelInfo,
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	id := uuid.MustParse("550e8400-e29b-41d4-a716-446655440000")
+	tests := []struct {
+		name string
+		cmd  command
+		args []string
+		env  map[string]string
+		want func(c *config) // changes to defaults(); nil when errs are expected
+		errs []string        // every expected problem, all reported at once
+		n    int             // how many problems, 0 for a command line the flag package refuses
+	}{
+		{name: "defaults", cmd: cmdRun, env: map[string]string{"SNAPLOG_BROKERS": "k1:9092"}, want: func(*config) {}},
+		{name: "environment", cmd: cmdRun, env: map[string]string{
+			"SNAPLOG_BROKERS": "k1:9092, k2:9093", "SNAPLOG_GROUP": "g", "SNAPLOG_EVENTS_PREFIX": "e.", "SNAPLOG_SNAPSHOTS_PREFIX": "s.",
+			"SNAPLOG_THRESHOLD": "7", "SNAPLOG_CHECKPOINT_INTERVAL": "1m", "SNAPLOG_MAX_STATES": "9", "SNAPLOG_REPLICATION": "3",
+			"SNAPLOG_HTTP_ADDR": "127.0.0.1:9000", "SNAPLOG_LOG_LEVEL": "debug", "SNAPLOG_TRANSACTIONAL_ID": "pod-0",
+		}, want: func(c *config) {
+			c.Brokers, c.Group, c.EventsPrefix, c.SnapshotsPrefix = []string{"k1:9092", "k2:9093"}, "g", "e.", "s."
+			c.Threshold, c.CheckpointInterval, c.MaxStates, c.Replication = 7, time.Minute, 9, 3
+			c.HTTPAddr, c.LogLevel, c.TransactionalID = "127.0.0.1:9000", slog.LevelDebug, "pod-0"
+		}},
+		{name: "a flag wins over its environment variable", cmd: cmdRun,
+			args: []string{"-brokers", "f:1", "-threshold", "5", "-checkpoint-interval=2s", "-log-level", "warn", "-http-addr", ":0"},
+			env:  map[string]string{"SNAPLOG_BROKERS": "e:1", "SNAPLOG_THRESHOLD": "50", "SNAPLOG_CHECKPOINT_INTERVAL": "0", "SNAPLOG_MAX_STATES": "3"},
+			want: func(c *config) {
+				c.Brokers, c.Threshold, c.CheckpointInterval, c.LogLevel, c.HTTPAddr = []string{"f:1"}, 5, 2*time.Second, slog.LevelWarn, ":0"
+				c.MaxStates = 3 // no flag: the environment's
+			}},
+		{name: "a blank environment variable is not set", cmd: cmdRun,
+			env:  map[string]string{"SNAPLOG_BROKERS": "k1:9092", "SNAPLOG_GROUP": "  ", "SNAPLOG_THRESHOLD": ""},
+			want: func(*config) {}},
+		{name: "every error at once", cmd: cmdRun,
+			args: []string{"-checkpoint-interval", "soon", "-replication", "0", "-events-prefix", "x.", "-snapshots-prefix", "x.", "extra"},
+			env: map[string]string{"SNAPLOG_THRESHOLD": "0", "SNAPLOG_MAX_STATES": "many", "SNAPLOG_LOG_LEVEL": "loud",
+				"SNAPLOG_HTTP_ADDR": "8080"},
+			errs: []string{
+				`unexpected arguments ["extra"]`,
+				"-brokers (or SNAPLOG_BROKERS) is required",
+				`SNAPLOG_THRESHOLD "0": must be positive`,
+				`-checkpoint-interval "soon": not a duration`,
+				`SNAPLOG_MAX_STATES "many": not an integer`,
+				`-replication "0": must be -1 or from 1 to 32767`,
+				`SNAPLOG_HTTP_ADDR "8080": not host:port`,
+				`SNAPLOG_LOG_LEVEL "loud": not one of debug, info, warn, error`,
+				`the events and snapshot topics share the prefix "x."`,
+			}, n: 9},
+		{name: "bad values from flags", cmd: cmdRun,
+			args: []string{"-brokers", "a:1,b,:3", "-group", "", "-events-prefix", "bad prefix", "-http-addr", ":http"},
+			errs: []string{
+				`-brokers "a:1,b,:3": "b" is not host:port`, `":3" is not host:port`,
+				`-group "": must not be empty`,
+				`-events-prefix "bad prefix": ' ' cannot be part of a topic name`,
+				`-http-addr ":http": port "http" is not a number`,
+			}, n: 4},
+		{name: "inspect", cmd: cmdInspect, args: []string{"-type", "Order", "-id", id.String(), "-brokers", "k1:9092"},
+			want: func(c *config) {
+				*c = config{Brokers: c.Brokers, EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix, LogLevel: slog.LevelWarn,
+					Type: "Order", ID: id}
+			}},
+		{name: "inspect without its arguments", cmd: cmdInspect, args: []string{"-id", "nope"},
+			env:  map[string]string{"SNAPLOG_BROKERS": "k1:9092"},
+			errs: []string{"-type is required", `-id "nope": not a UUID`}, n: 2},
+		{name: "inspect takes no snapshotter settings", cmd: cmdInspect, args: []string{"-type", "Order", "-id", id.String(), "-threshold", "3"},
+			errs: []string{"flag provided but not defined: -threshold"}},
+		{name: "rebuild of an unknown type", cmd: cmdRebuild, args: []string{"-type", "Invoice", "-brokers", "k1:9092"},
+			errs: []string{`-type "Invoice": not an aggregate type of this binary (Order)`}, n: 1},
+		{name: "healthcheck", cmd: cmdHealthcheck, env: map[string]string{"SNAPLOG_HTTP_ADDR": "127.0.0.1:9000"},
+			want: func(c *config) { *c = config{HTTPAddr: "127.0.0.1:9000"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			got, err := parseConfig(tt.cmd, tt.args, getenv(tt.env), []string{"Order"}, &out)
+			if tt.want != nil {
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				want := defaults()
+				tt.want(&want)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("got  %+v\nwant %+v", got, want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error; config %+v", got)
+			}
+			msg := err.Error() + out.String()
+			for _, e := range tt.errs {
+				if !strings.Contains(msg, e) {
+					t.Errorf("the errors do not report %q:\n%s", e, msg)
+				}
+			}
+			var invalid *invalidConfig
+			if errors.As(err, &invalid) != (tt.n > 0) || (invalid != nil && len(invalid.errs) != tt.n) {
+				t.Errorf("reported %v, want %d problems", err, tt.n)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range commands {
+		var out strings.Builder
+		_, err := parseConfig(cmd, []string{"-h"}, getenv(nil), []string{"Order"}, &out)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s -h: %v", cmd, err)
+		}
+		for _, s := range settings {
+			if !s.takenBy(cmd) {
+				continue
+			}
+			for _, want := range []string{"-" + s.flag + " ", s.env, s.defaultFor(cmd)} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("%s -h does not show %q:\n%s", cmd, want, out.String())
+				}
+			}
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, exitOK, "SNAPLOG_BROKERS"},
+		{[]string{"rebuild", "-h"}, exitOK, "-type name"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"-threshold", "-1"}, exitUsage, "snapshotter run: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -threshold \"-1\": must be positive\n"},
+		{[]string{"inspect", "-nope"}, exitUsage, "flag provided but not defined: -nope"},
+	}
+	for _, tt := range tests {
+		var stderr strings.Builder
+		code := run(t.Context(), tt.args, getenv(nil), io.Discard, &stderr, testTypes(t))
+		if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("run %q: exit %d, want %d; stderr does not hold %q:\n%s", tt.args, code, tt.code, tt.want, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,125 @@
+// Command snapshotter is the snapshotter sidecar of the example Order
+// domain: it runs package snapshotter, which consumes the events topics in a
+// consumer group and writes snapshots and checkpoints to the snapshot
+// topics, so that application processes only ever read a short tail of the
+// log. It serves health, readiness and Prometheus metrics over HTTP, and has
+// two maintenance commands, inspect and rebuild.
+//
+// # Commands
+//
+//	snapshotter [run] [flags]                   run the sidecar
+//	snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
+//	snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log
+//	snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
+//
+// Exit codes: 0 done, 1 failed, 2 a wrong command line or configuration
+// (every problem is listed at once). -h prints a command's flags with their
+// environment variables and defaults.
+//
+// # Configuration
+//
+// Every setting is a flag and, but for -type and -id, an environment
+// variable; a flag given wins over its variable, and a variable set to blank
+// counts as not set.
+//
+//	flag                  environment variable         default
+//	-brokers              SNAPLOG_BROKERS              required: Kafka seed brokers, host:port,...
+//	-group                SNAPLOG_GROUP                snaplog-snapshotter (the consumer group; its checkpoints name it as owner)
+//	-events-prefix        SNAPLOG_EVENTS_PREFIX        snaplog.events.
+//	-snapshots-prefix     SNAPLOG_SNAPSHOTS_PREFIX     snaplog.snapshots.
+//	-threshold            SNAPLOG_THRESHOLD            100
+//	-checkpoint-interval  SNAPLOG_CHECKPOINT_INTERVAL  5s
+//	-max-states           SNAPLOG_MAX_STATES           100000
+//	-replication          SNAPLOG_REPLICATION          -1 (the broker's default)
+//	-http-addr            SNAPLOG_HTTP_ADDR            :8080
+//	-log-level            SNAPLOG_LOG_LEVEL            info; warn for inspect and rebuild (debug, info, warn, error)
+//	-transactional-id     SNAPLOG_TRANSACTIONAL_ID     the group, "-" and a random id
+//
+// The settings map to the options of package snapshotter of the same names.
+// Each running instance needs its own transactional id: leave it unset
+// unless instances have stable identities (a StatefulSet's pod names).
+//
+// # Running
+//
+// The sidecar logs JSON lines (log/slog) to stderr. It waits for the events
+// topics of its aggregate types to exist, creates their snapshot topics
+// (compacted, partitioned like the events topics), joins the group and
+// snapshots. SIGTERM or SIGINT stops it: it snapshots every dirty aggregate,
+// writes the checkpoint of each of its partitions (logged as "final
+// checkpoint written"), leaves the group, stops the HTTP server gracefully
+// and exits 0. A second signal kills it at once.
+//
+// The HTTP server (-http-addr) serves:
+//
+//   - /healthz: 200 while the broker answers a ping, made at most every 5s
+//     (probes in between get the last outcome), else 503;
+//   - /readyz: 200 once the snapshotter has joined its group and restored
+//     the partitions assigned to it, 503 before and while stopping;
+//   - /metrics: Prometheus text format, from a registry of its own.
+//
+// The metrics, all prefixed snaplog_snapshotter_:
+//
+//	lag_records{topic,partition}                gauge: records from the next one to process to the high watermark (a trailing transaction marker counts)
+//	checkpoint_age_seconds{topic,partition}     gauge: time since the last checkpoint
+//	checkpoint_offset{topic,partition}          gauge
+//	restore_seconds{topic,partition}            gauge: how long the partition's restore took
+//	dirty_states{topic,partition}               gauge: states with events not yet in a snapshot
+//	unsnapshotted_aggregates{topic,partition}   gauge: aggregates an event of which could not be applied
+//	states                                      gauge: aggregate states held
+//	assigned_partitions                         gauge
+//	ready                                       gauge: 1 when ready
+//	snapshots_written_total{aggregate_type}     counter
+//	checkpoints_written_total{topic}            counter
+//	apply_failures_total{topic}                 counter
+//	transactions_aborted_total                  counter
+//	events_applied_total                        counter
+//	replays_total                               counter: aggregates rebuilt from the log
+//
+// and the Go runtime's go_* and the process's process_* metrics. The
+// partition gauges cover the partitions assigned to the instance at the
+// scrape.
+//
+// # Inspect
+//
+// inspect prints one aggregate's latest snapshot in the layout of the
+// seed's inspection example (its details, then each state field, lists as
+// "[n items]" with their first two items), the log position of the last
+// event it includes, and the checkpoint of its partition. It exits 1 with a
+// message when the aggregate has no snapshot.
+//
+// # Rebuild
+//
+// rebuild recomputes every snapshot of one aggregate type from its events,
+// after a change to its apply function or its state schema: it runs the
+// snapshotter with snapshotter.FromScratch in the sidecars' group until it
+// has processed each events partition up to its end as of the start, then
+// stops it, which writes the last snapshots and the checkpoints, and exits 0.
+// It prints a progress line to stderr every second: the events processed of
+// the total (the offsets of the events topic, transaction markers
+// included), the rate and the time left.
+//
+// Stop the sidecars first: rebuild refuses to start while the group has
+// members, and a sidecar that joins during a rebuild takes partitions from
+// it (the rebuild then never completes; stop the sidecar and run it again).
+// As a member of the same group, rebuild's writes are fenced like theirs.
+// Applications may keep running: their loads stay correct throughout.
+//
+// # One's own domain
+//
+// main registers the example Order aggregate type. A sidecar of another
+// domain copies this directory and registers its own types in main, as
+// aggregate.Type values with their Avro state schemas:
+//
+//	types := []aggregateType{
+//		register(accountType, accountSchema),
+//		register(orderType, orderSchemaV2, orderSchemaV1),
+//	}
+//	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, types))
+//
+// # Container
+//
+// The Dockerfile at the repository's root builds the sidecar into a
+// distroless image that runs as a non-root user and listens on 8080; its
+// HEALTHCHECK runs "snapshotter healthcheck", since the image has no shell
+// or curl. docker-compose.yml runs it next to a single-node Kafka.
+package main

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/snaplog/snaplog/snapshotter"
+)
+
+const namespace = "snaplog_snapshotter"
+
+// metrics are the sidecar's Prometheus metrics, in a registry of their own.
+// The counters are driven by the snapshotter's hooks; the gauges are read
+// from its Stats on each scrape, so a partition that moved to another
+// instance disappears from them.
+type metrics struct {
+	reg *prometheus.Registry
+
+	snapshots     *prometheus.CounterVec // by aggregate type
+	checkpoints   *prometheus.CounterVec // by events topic
+	applyFailures *prometheus.CounterVec // by events topic
+	aborted       prometheus.Counter
+
+	// source is the snapshotter whose Stats the collector reads; nil until
+	// watch is called.
+	source atomic.Pointer[snapshotter.Snapshotter]
+}
+
+// newMetrics returns the metrics of a sidecar serving types on the events
+// topics prefix+type. The counters start at zero for every type, so that
+// every series exists from the first scrape.
+func newMetrics(types []aggregateType, eventsPrefix string) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "snapshots_written_total",
+			Help: "Snapshots committed, by aggregate type.",
+		}, []string{"aggregate_type"}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "checkpoints_written_total",
+			Help: "Checkpoints committed, by events topic.",
+		}, []string{"topic"}),
+		applyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "apply_failures_total",
+			Help: "Events that could not be applied (or records that are not snaplog events), by events topic; their aggregates are no longer snapshotted.",
+		}, []string{"topic"}),
+		aborted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "transactions_aborted_total",
+			Help: "Snapshot transactions aborted: a rebalance, or fenced by a newer generation of the group.",
+		}),
+	}
+	for _, t := range types {
+		m.snapshots.WithLabelValues(t.name)
+		m.checkpoints.WithLabelValues(eventsPrefix + t.name)
+		m.applyFailures.WithLabelValues(eventsPrefix + t.name)
+	}
+	m.reg.MustRegister(m.snapshots, m.checkpoints, m.applyFailures, m.aborted,
+		statsCollector{m},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// watch makes the gauges report s.
+func (m *metrics) watch(s *snapshotter.Snapshotter) { m.source.Store(s) }
+
+// hooks returns the snapshotter hooks that drive the counters.
+func (m *metrics) hooks() snapshotter.Hooks {
+	return snapshotter.Hooks{
+		SnapshotsWritten: func(aggregateType string, n int) {
+			m.snapshots.WithLabelValues(aggregateType).Add(float64(n))
+		},
+		CheckpointWritten: func(topic string, _ int32, _ int64) {
+			m.checkpoints.WithLabelValues(topic).Inc()
+		},
+		ApplyFailed: func(topic string, _ int32, _ int64, _ uuid.UUID, _ error) {
+			m.applyFailures.WithLabelValues(topic).Inc()
+		},
+		Aborted: func(error) { m.aborted.Inc() },
+	}
+}
+
+var (
+	partitionLabels = []string{"topic", "partition"}
+
+	descLag = prometheus.NewDesc(namespace+"_lag_records",
+		"Records of the events partition from the next one to process up to its high watermark as last fetched; transaction markers count, so a caught-up partition whose last record is one shows 1.", partitionLabels, nil)
+	descCheckpointAge = prometheus.NewDesc(namespace+"_checkpoint_age_seconds",
+		"Time since the partition's last checkpoint was written; loads read at most the records written since.", partitionLabels, nil)
+	descCheckpointOffset = prometheus.NewDesc(namespace+"_checkpoint_offset",
+		"Offset of the partition's last checkpoint.", partitionLabels, nil)
+	descRestore = prometheus.NewDesc(namespace+"_restore_seconds",
+		"Time the restore of the partition's snapshots and checkpoint took when it was assigned.", partitionLabels, nil)
+	descDirty = prometheus.NewDesc(namespace+"_dirty_states",
+		"Aggregate states of the partition with events not yet in a snapshot.", partitionLabels, nil)
+	descUnsnapshotted = prometheus.NewDesc(namespace+"_unsnapshotted_aggregates",
+		"Aggregates of the partition that are no longer snapshotted because an event of theirs could not be applied.", partitionLabels, nil)
+	descStates = prometheus.NewDesc(namespace+"_states",
+		"Aggregate states held in memory.", nil, nil)
+	descPartitions = prometheus.NewDesc(namespace+"_assigned_partitions",
+		"Events partitions assigned to this instance.", nil, nil)
+	descReady = prometheus.NewDesc(namespace+"_ready",
+		"1 when the snapshotter has joined its group and restored every partition assigned to it.", nil, nil)
+	descEvents = prometheus.NewDesc(namespace+"_events_applied_total",
+		"Events applied to aggregate states.", nil, nil)
+	descReplays = prometheus.NewDesc(namespace+"_replays_total",
+		"Aggregates rebuilt from the log for want of a usable snapshot.", nil, nil)
+)
+
+// statsCollector reports the snapshotter's Stats at each scrape.
+type statsCollector struct{ m *metrics }
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLag, descCheckpointAge, descCheckpointOffset, descRestore, descDirty,
+		descUnsnapshotted, descStates, descPartitions, descReady, descEvents, descReplays} {
+		ch <- d
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.source.Load()
+	if s == nil {
+		return
+	}
+	st := s.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, p := range st.Partitions {
+		part := strconv.Itoa(int(p.Partition))
+		gauge(descLag, float64(p.Lag), p.Topic, part)
+		if p.Checkpoint >= 0 {
+			gauge(descCheckpointAge, p.CheckpointAge.Seconds(), p.Topic, part)
+			gauge(descCheckpointOffset, float64(p.Checkpoint), p.Topic, part)
+		}
+		gauge(descRestore, p.RestoreTime.Seconds(), p.Topic, part)
+		gauge(descDirty, float64(p.Dirty), p.Topic, part)
+		gauge(descUnsnapshotted, float64(p.Unsnapshotted), p.Topic, part)
+	}
+	gauge(descStates, float64(st.States))
+	gauge(descPartitions, float64(len(st.Partitions)))
+	ready := 0.0
+	if s.Ready() {
+		ready = 1
+	}
+	gauge(descReady, ready)
+	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(st.EventsApplied))
+	ch <- prometheus.MustNewConstMetric(descReplays, prometheus.CounterValue, float64(st.Replays))
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snaplog/snaplog/snapshotter"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed
+	exitUsage = 2 // a wrong command line or configuration
+)
+
+// httpShutdownTimeout bounds the graceful stop of the HTTP server after the
+// snapshotter has stopped.
+const httpShutdownTimeout = 10 * time.Second
+
+// run is the whole program but for the process: it runs the command named
+// by args (the arguments after the program name), reading the environment
+// through getenv, and returns the exit code. ctx ending stops the command:
+// main ends it on SIGINT and SIGTERM. The JSON log lines and the messages
+// for people go to stderr; inspect prints to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []aggregateType) int {
+	names := typeNames(types)
+	cmd, rest := cmdRun, args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = command(args[0]), args[1:]
+		if !slices.Contains(commands, cmd) {
+			fmt.Fprintf(stderr, "snapshotter: unknown command %q\n\n", args[0])
+			printUsage(stderr, cmdRun, names)
+			return exitUsage
+		}
+	}
+	cfg, err := parseConfig(cmd, rest, getenv, names, stderr)
+	var invalid *invalidConfig
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &invalid):
+		fmt.Fprintf(stderr, "snapshotter %s: invalid configuration:\n", cmd)
+		for _, e := range invalid.errs {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+		fmt.Fprintf(stderr, "'snapshotter %s -h' lists the flags and environment variables.\n", cmd)
+		return exitUsage
+	case err != nil: // reported by the flag package, with the usage
+		return exitUsage
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	typ, _ := findType(types, cfg.Type)
+	switch cmd {
+	case cmdInspect:
+		return inspect(ctx, cfg, typ, logger, stdout, stderr)
+	case cmdRebuild:
+		return rebuild(ctx, cfg, typ, logger, stderr)
+	case cmdHealthcheck:
+		return healthcheck(ctx, cfg.HTTPAddr, stderr)
+	}
+	return serve(ctx, cfg, types, logger)
+}
+
+// serve runs the sidecar until ctx ends: the snapshotter, and the HTTP
+// server of /healthz, /readyz and /metrics. When ctx ends the snapshotter
+// snapshots what is dirty, writes its checkpoints and leaves the group; the
+// HTTP server then stops gracefully.
+func serve(ctx context.Context, cfg config, types []aggregateType, logger *slog.Logger) int {
+	m := newMetrics(types, cfg.EventsPrefix)
+	var g *graceful // set before Run, which calls the hooks
+	var final finalCheckpoints
+	hooks := m.hooks()
+	countSnapshots, countCheckpoint := hooks.SnapshotsWritten, hooks.CheckpointWritten
+	hooks.SnapshotsWritten = func(aggregateType string, n int) {
+		countSnapshots(aggregateType, n)
+		g.committed()
+	}
+	hooks.CheckpointWritten = func(topic string, p int32, offset int64) {
+		countCheckpoint(topic, p, offset)
+		logger.Debug("checkpoint written", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Int64("offset", offset))
+		if g.stopping() {
+			final.add(topic, p, offset)
+		}
+		g.committed()
+	}
+	snapTypes := make([]snapshotter.Type, len(types))
+	for i, t := range types {
+		snapTypes[i] = t.snap
+	}
+	s, err := snapshotter.New(cfg.Group, snapTypes, cfg.options(logger, hooks)...)
+	if err != nil {
+		logger.Error("cannot start", slog.Any("error", err))
+		return exitError
+	}
+	m.watch(s)
+	runCtx, g := newGraceful(s)
+	defer g.cancel()
+	check, err := newBrokerCheck(cfg.Brokers, brokerCheckEvery)
+	if err != nil {
+		logger.Error("cannot start", slog.Any("error", err))
+		return exitError
+	}
+	defer check.Close()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		logger.Error("cannot start the HTTP server", slog.Any("error", err))
+		return exitError
+	}
+
+	ready := func() bool { return !g.stopping() && s.Ready() }
+	srv := &http.Server{
+		Handler:           newMux(check, ready, m, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed; stopping", slog.Any("error", err))
+			g.stop()
+		}
+		served <- err
+	}()
+	logger.Info("HTTP server listening", slog.String("addr", ln.Addr().String()))
+	stopOnSignal := context.AfterFunc(ctx, func() {
+		logger.Info("stopping: snapshotting dirty states, writing checkpoints and leaving the group")
+		g.stop()
+	})
+	defer stopOnSignal()
+
+	runErr := s.Run(runCtx)
+
+	shutdown, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		logger.Warn("HTTP server shutdown", slog.Any("error", err))
+	}
+	httpErr := <-served
+	switch {
+	case runErr != nil:
+		logger.Error("snapshotter failed", slog.Any("error", runErr))
+		return exitError
+	case !errors.Is(httpErr, http.ErrServerClosed):
+		return exitError
+	}
+	final.log(logger)
+	logger.Info("stopped")
+	return exitOK
+}
+
+// finalCheckpoints are the last checkpoints written after a stop was
+// requested, by events partition: where the next owners of the partitions
+// start.
+type finalCheckpoints struct {
+	mu      sync.Mutex
+	offsets map[string]map[int32]int64
+}
+
+func (f *finalCheckpoints) add(topic string, p int32, offset int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.offsets == nil {
+		f.offsets = make(map[string]map[int32]int64)
+	}
+	if f.offsets[topic] == nil {
+		f.offsets[topic] = make(map[int32]int64)
+	}
+	f.offsets[topic][p] = offset
+}
+
+func (f *finalCheckpoints) log(logger *slog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, topic := range slices.Sorted(maps.Keys(f.offsets)) {
+		for _, p := range slices.Sorted(maps.Keys(f.offsets[topic])) {
+			logger.Info("final checkpoint", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Int64("offset", f.offsets[topic][p]))
+		}
+	}
+}

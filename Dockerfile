@@ -14,8 +14,8 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-# Only the packages the two binaries are built from: the build context may
-# hold a local broker's data (.kafka/) that has no place in an image.
+# Only the packages the two binaries are built from. (.dockerignore keeps a
+# local broker's data, .kafka/, out of the build context.)
 COPY aggregate/ aggregate/
 COPY cmd/ cmd/
 COPY examples/ examples/
@@ -30,7 +30,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/snapshotting ./examples/snapshotting
 
 # The example: runs the seed's snapshotting scenarios, for instance on the
-# compose file's broker with `-brokers kafka:9092`.
+# compose file's broker with `-brokers kafka:9092`, or with
+# `-prefix snaplog. -feed n` saves n orders for the sidecar to snapshot.
 FROM gcr.io/distroless/static-debian12:nonroot AS example
 COPY --from=build /out/snapshotting /snapshotting
 USER nonroot:nonroot

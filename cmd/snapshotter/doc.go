@@ -44,10 +44,10 @@
 // The sidecar logs JSON lines (log/slog) to stderr. It waits for the events
 // topics of its aggregate types to exist, creates their snapshot topics
 // (compacted, partitioned like the events topics), joins the group and
-// snapshots. SIGTERM or SIGINT stops it: it snapshots every dirty aggregate,
-// writes the checkpoint of each of its partitions (logged as "final
-// checkpoint written"), leaves the group, stops the HTTP server gracefully
-// and exits 0. A second signal kills it at once.
+// snapshots. SIGTERM or SIGINT stops it: it ends the transaction in flight,
+// if any, snapshots every dirty aggregate, writes the checkpoint of each of
+// its partitions (logged as "final checkpoint"), leaves the group, stops the
+// HTTP server gracefully and exits 0. A second signal kills it at once.
 //
 // The HTTP server (-http-addr) serves:
 //
@@ -107,12 +107,14 @@
 // # One's own domain
 //
 // main registers the example Order aggregate type. A sidecar of another
-// domain copies this directory and registers its own types in main, as
-// aggregate.Type values with their Avro state schemas:
+// domain copies this directory and, in main, registers its own types with
+// snapshotter.Register (the aggregate.Type values its applications'
+// repositories use, with their Avro state schemas, current then older) and
+// passes them to run; inspect decodes snapshots with those schemas:
 //
-//	types := []aggregateType{
-//		register(accountType, accountSchema),
-//		register(orderType, orderSchemaV2, orderSchemaV1),
+//	types := []snapshotter.Type{
+//		snapshotter.Register(accountType, accountSchema),
+//		snapshotter.Register(orderType, orderSchemaV2, orderSchemaV1),
 //	}
 //	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, types))
 //

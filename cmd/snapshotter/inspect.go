@@ -12,7 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/internal/pyfmt"
 	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshotter"
 )
 
 // inspectTimeout bounds inspect: restoring the aggregate's snapshot
@@ -23,12 +25,12 @@ const inspectTimeout = 2 * time.Minute
 // position and the checkpoint of its partition, in the layout of the seed's
 // inspection example. It returns exitError, with a message, when the
 // aggregate has no snapshot.
-func inspect(ctx context.Context, cfg config, t aggregateType, logger *slog.Logger, stdout, stderr io.Writer) int {
+func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.Logger, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "snapshotter inspect: %v\n", err)
 		return exitError
 	}
-	codec, err := t.codec()
+	codec, err := codecOf(t)
 	if err != nil {
 		return fail(err)
 	}
@@ -45,21 +47,21 @@ func inspect(ctx context.Context, cfg config, t aggregateType, logger *slog.Logg
 	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
 
-	snap, err := store.Get(ctx, t.name, cfg.ID)
+	snap, err := store.Get(ctx, t.Name(), cfg.ID)
 	if errors.Is(err, snapshots.ErrNotFound) {
 		return fail(fmt.Errorf("%s %s has no snapshot in %s (no such aggregate, or not snapshotted yet)",
-			t.name, cfg.ID, store.Topic(t.name)))
+			t.Name(), cfg.ID, store.Topic(t.Name())))
 	}
 	if err != nil {
 		return fail(err)
 	}
-	cp, cpErr := store.CheckpointOf(ctx, t.name, cfg.ID)
+	cp, cpErr := store.CheckpointOf(ctx, t.Name(), cfg.ID)
 	if cpErr != nil && !errors.Is(cpErr, snapshots.ErrNotFound) {
 		return fail(cpErr)
 	}
 	var b strings.Builder
 	writeSnapshot(&b, snap, stateOrder(codec, t))
-	writeCheckpoint(&b, snap, cp, cpErr == nil, cfg.EventsPrefix+t.name)
+	writeCheckpoint(&b, snap, cp, cpErr == nil, cfg.EventsPrefix+t.Name())
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return fail(err)
 	}
@@ -75,22 +77,22 @@ func writeSnapshot(w io.Writer, snap snapshots.Snapshot, order fieldOrder) {
 	fmt.Fprintf(w, "  Aggregate Type: %s\n", snap.AggregateType)
 	fmt.Fprintf(w, "  Version: %d\n", snap.Version)
 	fmt.Fprintf(w, "  Schema Version: %d\n", snap.SchemaVersion)
-	fmt.Fprintf(w, "  Created At: %s\n", pyTime(snap.CreatedAt))
+	fmt.Fprintf(w, "  Created At: %s\n", pyfmt.Time(snap.CreatedAt))
 	fmt.Fprintf(w, "\nSnapshot State:\n")
-	for _, k := range orderedKeys(snap.State, order.fields) {
+	for _, k := range pyfmt.OrderedKeys(snap.State, order.fields) {
 		v := snap.State[k]
 		list, ok := v.([]any)
 		if !ok {
-			fmt.Fprintf(w, "  %s: %s\n", k, pyStr(v))
+			fmt.Fprintf(w, "  %s: %s\n", k, pyfmt.Str(v))
 			continue
 		}
 		fmt.Fprintf(w, "  %s: [%d items]\n", k, len(list))
 		for i, e := range list[:min(2, len(list))] {
 			if rec, ok := e.(map[string]any); ok {
 				// The first two fields, as the seed's example shows them.
-				fmt.Fprintf(w, "    [%d]: %s\n", i, pyDict(rec, order.items[k], 2))
+				fmt.Fprintf(w, "    [%d]: %s\n", i, pyfmt.Dict(rec, order.items[k], 2))
 			} else {
-				fmt.Fprintf(w, "    [%d]: %s\n", i, pyRepr(e))
+				fmt.Fprintf(w, "    [%d]: %s\n", i, pyfmt.Repr(e))
 			}
 		}
 		if len(list) > 2 {
@@ -113,8 +115,8 @@ func writeCheckpoint(w io.Writer, snap snapshots.Snapshot, cp snapshots.Checkpoi
 	}
 	fmt.Fprintf(w, "  Offset: %d\n", cp.Offset)
 	fmt.Fprintf(w, "  Owner: %s\n", cp.Owner)
-	fmt.Fprintf(w, "  Written At: %s\n", pyTime(cp.WrittenAt))
-	fmt.Fprintf(w, "  Covers This Aggregate: %s\n", pyBool(cp.Covers(snap.AggregateID)))
+	fmt.Fprintf(w, "  Written At: %s\n", pyfmt.Time(cp.WrittenAt))
+	fmt.Fprintf(w, "  Covers This Aggregate: %s\n", pyfmt.Bool(cp.Covers(snap.AggregateID)))
 	fmt.Fprintf(w, "  Unsnapshotted Aggregates: %d\n", len(cp.Unsnapshotted))
 }
 
@@ -127,10 +129,10 @@ type fieldOrder struct {
 }
 
 // stateOrder reads the field order of t's state schema.
-func stateOrder(codec *snapshots.AvroCodec, t aggregateType) fieldOrder {
-	o := fieldOrder{fields: codec.StateFields(t.name), items: make(map[string][]string)}
+func stateOrder(codec *snapshots.AvroCodec, t snapshotter.Type) fieldOrder {
+	o := fieldOrder{fields: codec.StateFields(t.Name()), items: make(map[string][]string)}
 	var root avroType
-	if json.Unmarshal([]byte(t.stateSchema), &root) != nil {
+	if json.Unmarshal([]byte(t.StateSchema()), &root) != nil {
 		return o
 	}
 	named := make(map[string][]string)

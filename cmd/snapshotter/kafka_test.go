@@ -24,14 +24,15 @@ import (
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshots"
+	"github.com/snaplog/snaplog/snapshotter"
 )
 
-func testTypes(t testing.TB) []aggregateType {
+func testTypes(t testing.TB) []snapshotter.Type {
 	typ, err := order.Type(order.SchemaVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []aggregateType{register(typ, schemas.OrderState())}
+	return []snapshotter.Type{snapshotter.Register(typ, schemas.OrderState())}
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -419,7 +420,7 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("rebuild's progress lines are not there:\n%s", out)
 	}
 
-	codec, err := testTypes(t)[0].codec()
+	codec, err := codecOf(testTypes(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

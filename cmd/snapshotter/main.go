@@ -9,6 +9,7 @@ import (
 
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/schemas"
+	"github.com/snaplog/snaplog/snapshotter"
 )
 
 // main serves the example Order aggregate. A sidecar of one's own domain
@@ -20,8 +21,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "snapshotter:", err)
 		os.Exit(exitError)
 	}
-	types := []aggregateType{
-		register(orderType, schemas.OrderState()),
+	types := []snapshotter.Type{
+		snapshotter.Register(orderType, schemas.OrderState()),
 	}
 
 	// SIGTERM and SIGINT stop the command; a second signal kills the

@@ -33,7 +33,7 @@ type metrics struct {
 // newMetrics returns the metrics of a sidecar serving types on the events
 // topics prefix+type. The counters start at zero for every type, so that
 // every series exists from the first scrape.
-func newMetrics(types []aggregateType, eventsPrefix string) *metrics {
+func newMetrics(types []snapshotter.Type, eventsPrefix string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -54,9 +54,9 @@ func newMetrics(types []aggregateType, eventsPrefix string) *metrics {
 		}),
 	}
 	for _, t := range types {
-		m.snapshots.WithLabelValues(t.name)
-		m.checkpoints.WithLabelValues(eventsPrefix + t.name)
-		m.applyFailures.WithLabelValues(eventsPrefix + t.name)
+		m.snapshots.WithLabelValues(t.Name())
+		m.checkpoints.WithLabelValues(eventsPrefix + t.Name())
+		m.applyFailures.WithLabelValues(eventsPrefix + t.Name())
 	}
 	m.reg.MustRegister(m.snapshots, m.checkpoints, m.applyFailures, m.aborted,
 		statsCollector{m},

@@ -40,7 +40,7 @@ const (
 // start, printing a progress line to stderr every second, then stops it,
 // which writes the last snapshots and the checkpoints. It refuses to start
 // while the group has members: the sidecars must be stopped.
-func rebuild(ctx context.Context, cfg config, t aggregateType, logger *slog.Logger, stderr io.Writer) int {
+func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "snapshotter rebuild: %v\n", err)
 		return exitError
@@ -54,7 +54,7 @@ func rebuild(ctx context.Context, cfg config, t aggregateType, logger *slog.Logg
 	if err := groupIdle(ctx, adm, cfg.Group); err != nil {
 		return fail(err)
 	}
-	topic := cfg.EventsPrefix + t.name
+	topic := cfg.EventsPrefix + t.Name()
 	rg, err := listRange(ctx, adm, topic)
 	if err != nil {
 		return fail(err)
@@ -66,29 +66,29 @@ func rebuild(ctx context.Context, cfg config, t aggregateType, logger *slog.Logg
 	}
 	defer events.Close()
 	rg.noDataFrom = func(ctx context.Context, p int32, from int64) (bool, error) {
-		tail, err := events.Read(ctx, t.name, rg.probes[p], from)
+		tail, err := events.Read(ctx, t.Name(), rg.probes[p], from)
 		return err == nil && tail.Scanned == 0, err
 	}
 
-	var snaps, checkpoints int
-	var g *graceful // set before Run, which calls the hooks
+	var snaps, checkpoints int // written by Run's goroutine, read once it returned
 	hooks := snapshotter.Hooks{
-		SnapshotsWritten:  func(_ string, n int) { snaps += n; g.committed() },
-		CheckpointWritten: func(string, int32, int64) { checkpoints++; g.committed() },
+		SnapshotsWritten:  func(_ string, n int) { snaps += n },
+		CheckpointWritten: func(string, int32, int64) { checkpoints++ },
 	}
-	s, err := snapshotter.New(cfg.Group, []snapshotter.Type{t.snap}, append(cfg.options(logger, hooks), snapshotter.FromScratch())...)
+	s, err := snapshotter.New(cfg.Group, []snapshotter.Type{t}, append(cfg.options(logger, hooks), snapshotter.FromScratch())...)
 	if err != nil {
 		return fail(err)
 	}
-	runCtx, g := newGraceful(s)
-	defer g.cancel()
-	stopOnSignal := context.AfterFunc(ctx, g.stop)
-	defer stopOnSignal()
+	// Ending Run's context, on ctx's end or once caught up, stops it: it
+	// ends its transaction in flight, writes the last snapshots and the
+	// checkpoints, and returns.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(runCtx) }()
 
 	start := time.Now()
-	prog := progress{name: t.name, total: rg.total()}
+	prog := progress{name: t.Name(), total: rg.total()}
 	prog.add(start, 0)
 	fmt.Fprintln(stderr, prog.line())
 	lastPrint := start
@@ -119,7 +119,7 @@ func rebuild(ctx context.Context, cfg config, t aggregateType, logger *slog.Logg
 	}
 	// Stopping writes the snapshots still due and every partition's
 	// checkpoint.
-	g.stop()
+	stop()
 	if err := <-ran; err != nil {
 		return fail(err)
 	}
@@ -127,7 +127,7 @@ func rebuild(ctx context.Context, cfg config, t aggregateType, logger *slog.Logg
 	fmt.Fprintln(stderr, prog.line())
 	took := time.Since(start)
 	fmt.Fprintf(stderr, "snapshotter rebuild: %s rebuilt from %d events in %s (%.0f events/s): %d snapshots and %d checkpoints written\n",
-		t.name, prog.total, took.Round(time.Millisecond), float64(prog.total)/took.Seconds(), snaps, checkpoints)
+		t.Name(), prog.total, took.Round(time.Millisecond), float64(prog.total)/took.Seconds(), snaps, checkpoints)
 	return exitOK
 }
 

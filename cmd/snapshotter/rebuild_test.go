@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/snapshotter"
 )
 
@@ -103,7 +104,7 @@ func TestProgressLine(t *testing.T) {
 
 func TestStateOrder(t *testing.T) {
 	typ := testTypes(t)[0]
-	codec, err := typ.codec()
+	codec, err := codecOf(typ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +118,11 @@ func TestStateOrder(t *testing.T) {
 	}
 
 	// Records in unions and maps, and named references to them.
-	nested := aggregateType{name: "N", stateSchema: `{"type":"record","name":"N","namespace":"x","fields":[
+	nested := snapshotter.Register(aggregate.Type[struct{}]{Name: "N"}, `{"type":"record","name":"N","namespace":"x","fields":[
 		{"name":"a","type":["null",{"type":"array","items":{"type":"record","name":"A","fields":[{"name":"z","type":"int"},{"name":"y","type":"int"}]}}]},
 		{"name":"b","type":{"type":"map","values":"x.A"}},
-		{"name":"c","type":"string"}]}`}
-	c2, err := nested.codec()
+		{"name":"c","type":"string"}]}`)
+	c2, err := codecOf(nested)
 	if err != nil {
 		t.Fatal(err)
 	}

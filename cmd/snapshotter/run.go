@@ -32,9 +32,10 @@ const httpShutdownTimeout = 10 * time.Second
 // run is the whole program but for the process: it runs the command named
 // by args (the arguments after the program name), reading the environment
 // through getenv, and returns the exit code. ctx ending stops the command:
-// main ends it on SIGINT and SIGTERM. The JSON log lines and the messages
-// for people go to stderr; inspect prints to stdout.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []aggregateType) int {
+// main ends it on SIGINT and SIGTERM. types are the aggregate types the
+// binary serves, made with snapshotter.Register. The JSON log lines and the
+// messages for people go to stderr; inspect prints to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []snapshotter.Type) int {
 	names := typeNames(types)
 	cmd, rest := cmdRun, args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -76,37 +77,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // serve runs the sidecar until ctx ends: the snapshotter, and the HTTP
 // server of /healthz, /readyz and /metrics. When ctx ends the snapshotter
 // snapshots what is dirty, writes its checkpoints and leaves the group; the
-// HTTP server then stops gracefully.
-func serve(ctx context.Context, cfg config, types []aggregateType, logger *slog.Logger) int {
+// HTTP server then stops gracefully. A failure of the HTTP server stops the
+// snapshotter the same way.
+func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *slog.Logger) int {
+	// Run's context: ctx, or the HTTP server's failure. Run ends its
+	// transactions and finishes loading states whatever its context, so
+	// ending it is the whole of a stop.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	m := newMetrics(types, cfg.EventsPrefix)
-	var g *graceful // set before Run, which calls the hooks
 	var final finalCheckpoints
 	hooks := m.hooks()
-	countSnapshots, countCheckpoint := hooks.SnapshotsWritten, hooks.CheckpointWritten
-	hooks.SnapshotsWritten = func(aggregateType string, n int) {
-		countSnapshots(aggregateType, n)
-		g.committed()
-	}
+	countCheckpoint := hooks.CheckpointWritten
 	hooks.CheckpointWritten = func(topic string, p int32, offset int64) {
 		countCheckpoint(topic, p, offset)
 		logger.Debug("checkpoint written", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Int64("offset", offset))
-		if g.stopping() {
+		if runCtx.Err() != nil {
 			final.add(topic, p, offset)
 		}
-		g.committed()
 	}
-	snapTypes := make([]snapshotter.Type, len(types))
-	for i, t := range types {
-		snapTypes[i] = t.snap
-	}
-	s, err := snapshotter.New(cfg.Group, snapTypes, cfg.options(logger, hooks)...)
+	s, err := snapshotter.New(cfg.Group, types, cfg.options(logger, hooks)...)
 	if err != nil {
 		logger.Error("cannot start", slog.Any("error", err))
 		return exitError
 	}
 	m.watch(s)
-	runCtx, g := newGraceful(s)
-	defer g.cancel()
 	check, err := newBrokerCheck(cfg.Brokers, brokerCheckEvery)
 	if err != nil {
 		logger.Error("cannot start", slog.Any("error", err))
@@ -119,7 +114,7 @@ func serve(ctx context.Context, cfg config, types []aggregateType, logger *slog.
 		return exitError
 	}
 
-	ready := func() bool { return !g.stopping() && s.Ready() }
+	ready := func() bool { return runCtx.Err() == nil && s.Ready() }
 	srv := &http.Server{
 		Handler:           newMux(check, ready, m, logger),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -130,16 +125,15 @@ func serve(ctx context.Context, cfg config, types []aggregateType, logger *slog.
 		err := srv.Serve(ln)
 		if !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server failed; stopping", slog.Any("error", err))
-			g.stop()
+			stop()
 		}
 		served <- err
 	}()
 	logger.Info("HTTP server listening", slog.String("addr", ln.Addr().String()))
-	stopOnSignal := context.AfterFunc(ctx, func() {
+	logStop := context.AfterFunc(ctx, func() {
 		logger.Info("stopping: snapshotting dirty states, writing checkpoints and leaving the group")
-		g.stop()
 	})
-	defer stopOnSignal()
+	defer logStop()
 
 	runErr := s.Run(runCtx)
 
@@ -161,8 +155,8 @@ func serve(ctx context.Context, cfg config, types []aggregateType, logger *slog.
 	return exitOK
 }
 
-// finalCheckpoints are the last checkpoints written after a stop was
-// requested, by events partition: where the next owners of the partitions
+// finalCheckpoints are the last checkpoints written after Run's context
+// ended, by events partition: where the next owners of the partitions
 // start.
 type finalCheckpoints struct {
 	mu      sync.Mutex

@@ -29,6 +29,25 @@
 // given; a failed delete is reported but does not fail the run. The
 // embedded broker's topics end with the program.
 //
+// With -prefix P every scenario runs on the same two topics instead,
+// P+"events.Order" and P+"snapshots.Order", created if missing and never
+// deleted. The scenarios need fresh aggregates, not fresh topics: each
+// creates orders of its own, so it prints the same lines on topics that
+// already hold other orders.
+//
+// A snapshot topic whose checkpoints name a snapshotter (a running
+// cmd/snapshotter on the same topics) is that snapshotter's alone: the store
+// refuses the repositories' snapshot writes there (snapshots.ErrOwned). The
+// program then says so once on standard error, and the scenarios, which
+// show snapshots written by repositories, fail. To give a snapshotter
+// orders to snapshot, use -feed:
+//
+//	go run ./examples/snapshotting -brokers 127.0.0.1:9092 -prefix snaplog. -feed 20
+//
+// saves 20 new orders to snaplog.events.Order (the snapshotter's default
+// topic) through a repository without a snapshot store, prints each order's
+// id, version, item count and status, and runs no scenario.
+//
 // It prints what each scenario did, in the layout of the Python library
 // eventsource-py's snapshotting example, the same on every backend but for
 // times and ids. One line on standard error names the backend. It exits
@@ -49,6 +68,7 @@ import (
 	"syscall"
 
 	"github.com/snaplog/snaplog/aggregate"
+	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
@@ -62,6 +82,8 @@ type config struct {
 	partitions  int
 	replication int
 	keep        bool
+	prefix      string // "" for topics of the run's own
+	feed        int    // orders to save instead of running the scenarios; 0: run them
 }
 
 // seeds returns the host:port list of -brokers, nil for the in-memory and
@@ -85,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("snapshotting", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: snapshotting [-brokers embedded|host:port,...] [-partitions n] [-replication n] [-keep]")
+		fmt.Fprintln(stderr, "usage: snapshotting [-brokers embedded|host:port,...] [-partitions n] [-replication n] [-keep | -prefix p [-feed n]]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.brokers, "brokers", "",
@@ -93,6 +115,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.partitions, "partitions", 3, "partition count of the Kafka topics")
 	fs.IntVar(&c.replication, "replication", 1, "replication factor of the Kafka topics (-1: the broker's default)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's topics on the cluster named with -brokers instead of deleting them")
+	fs.StringVar(&c.prefix, "prefix", "",
+		"run every scenario on the topics <prefix>events.Order and <prefix>snapshots.Order, which are kept; empty for topics of the run's own")
+	fs.IntVar(&c.feed, "feed", 0,
+		"save this many new orders to <prefix>events.Order, for a snapshotter to snapshot, instead of running the scenarios (needs -prefix)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -105,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.brokers = strings.TrimSpace(c.brokers)
 	switch {
 	case c.brokers == "":
-		for _, name := range []string{"partitions", "replication", "keep"} {
+		for _, name := range []string{"partitions", "replication", "keep", "prefix", "feed"} {
 			if set[name] {
 				errs = append(errs, fmt.Errorf("-%s applies only to Kafka: give -brokers", name))
 			}
@@ -114,11 +140,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if c.keep {
 			errs = append(errs, errors.New("-keep: the embedded broker's topics end with the program"))
 		}
+		if c.feed != 0 {
+			errs = append(errs, errors.New("-feed: the embedded broker's topics end with the program"))
+		}
 		if c.replication > 1 {
 			errs = append(errs, fmt.Errorf("-replication %d: the embedded broker has one node", c.replication))
 		}
 	case len(c.seeds()) == 0:
 		errs = append(errs, fmt.Errorf("-brokers %q lists no broker", c.brokers))
+	}
+	if err := checkPrefix(c.prefix); err != nil {
+		errs = append(errs, fmt.Errorf("-prefix %q: %w", c.prefix, err))
+	}
+	if c.keep && c.prefix != "" {
+		errs = append(errs, errors.New("-keep: the topics of -prefix are always kept"))
+	}
+	switch {
+	case c.feed < 0:
+		errs = append(errs, fmt.Errorf("-feed %d: must not be negative", c.feed))
+	case c.feed > 0 && c.prefix == "" && c.brokers != "" && c.brokers != embedded:
+		errs = append(errs, errors.New("-feed needs -prefix: the orders go to <prefix>events.Order"))
 	}
 	if c.partitions < 1 || c.partitions > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("-partitions %d: must be positive", c.partitions))
@@ -144,7 +185,7 @@ func main() {
 	case err != nil:
 		os.Exit(2)
 	}
-	// An interrupt ends the run, and the topics are still deleted.
+	// An interrupt ends the run; the run's own topics are still deleted.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = runWith(ctx, os.Stdout, os.Stderr, cfg)
 	stop()
@@ -154,14 +195,34 @@ func main() {
 	}
 }
 
-// runWith runs every scenario on the backend cfg names, writing their
-// output to w and the line that names the backend to info.
+// checkPrefix checks that p can start Kafka topic names, and leaves room
+// for the rest of the longest one, p+"snapshots.Order".
+func checkPrefix(p string) error {
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q cannot be part of a topic name (letters, digits, '.', '_' and '-' can)", r)
+		}
+	}
+	if n := len(p + "snapshots." + order.TypeName); n > maxTopicLen {
+		return fmt.Errorf("topic names of %d characters; Kafka allows %d", n, maxTopicLen)
+	}
+	return nil
+}
+
+// maxTopicLen is the longest topic name Kafka accepts.
+const maxTopicLen = 249
+
+// runWith runs every scenario on the backend cfg names, or feeds orders
+// with -feed, writing their output to w and the line that names the backend
+// to info.
 func runWith(ctx context.Context, w, info io.Writer, cfg config) error {
-	switch cfg.brokers {
-	case "":
+	switch {
+	case cfg.feed > 0:
+		return runFeed(ctx, w, info, cfg)
+	case cfg.brokers == "":
 		fmt.Fprintln(info, "snapshotting: on the in-memory event log and snapshot store")
 		return runOn(ctx, w, memoryBackend)
-	case embedded:
+	case cfg.brokers == embedded:
 		return runEmbedded(ctx, w, info, cfg)
 	}
 	return runOnKafka(ctx, w, info, cfg.seeds(), cfg)

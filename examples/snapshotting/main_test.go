@@ -13,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/log"
+	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
@@ -142,6 +146,17 @@ func TestOutputEmbedded(t *testing.T) {
 	}
 }
 
+// With -prefix on the embedded broker every scenario runs on the same two
+// topics and prints what it prints in memory.
+func TestOutputEmbeddedPrefix(t *testing.T) {
+	out, info := runArgs(t, "-brokers", "embedded", "-prefix", "shared.")
+	checkOutput(t, out)
+	backend := regexp.MustCompile(`^snapshotting: on an embedded Kafka-protocol broker \(kfake\) at 127\.0\.0\.1:\d+ \(topics shared\.events\.Order and shared\.snapshots\.Order, shared by the scenarios\)\n$`)
+	if !backend.MatchString(info) {
+		t.Errorf("stderr %q, want a match of %s", info, backend)
+	}
+}
+
 // kafkaRun matches what the program writes to standard error on a Kafka
 // cluster; the group is the run's topic prefix.
 var kafkaRun = regexp.MustCompile(`^snapshotting: on Kafka at \S+ \(topics (snaplog\.example\.[0-9a-f]{8}\.)\*\)\n`)
@@ -252,6 +267,134 @@ func TestKafkaKeep(t *testing.T) {
 	}
 }
 
+// sharedPrefix returns a topic prefix new to the broker, whose two topics
+// are deleted when the test ends.
+func sharedPrefix(t *testing.T) string {
+	prefix := kafkatest.Topic(t, "snaplog.test.shared") + "."
+	kafkatest.DeleteTopicsOnCleanup(t, prefix+"events."+order.TypeName, prefix+"snapshots."+order.TypeName)
+	return prefix
+}
+
+// With -prefix every scenario runs on the same two topics, which the run
+// keeps; a second run on them prints the same lines: the scenarios need
+// fresh aggregates, not fresh topics.
+func TestKafkaPrefix(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	prefix := sharedPrefix(t)
+	wantInfo := regexp.MustCompile(`^snapshotting: on Kafka at \S+ \(topics ` + regexp.QuoteMeta(prefix+"events.Order and "+prefix+"snapshots.Order") + `, shared by the scenarios, kept\)\n$`)
+	for run := 1; run <= 2; run++ {
+		out, info := runArgs(t, "-brokers", strings.Join(brokers, ","), "-prefix", prefix)
+		checkOutput(t, out)
+		if !wantInfo.MatchString(info) {
+			t.Errorf("run %d: stderr %q, want a match of %s", run, info, wantInfo)
+		}
+		want := []string{prefix + "events." + order.TypeName, prefix + "snapshots." + order.TypeName}
+		if got := runTopics(t, kafkatest.Admin(t), prefix).Names(); !slices.Equal(got, want) {
+			t.Fatalf("run %d: topics %v, want %v", run, got, want)
+		}
+	}
+}
+
+// A snapshot topic whose checkpoints name a snapshotter refuses the
+// repositories' snapshots: the run says so once on stderr and fails.
+func TestKafkaPrefixOwned(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	prefix := sharedPrefix(t)
+	ctx := context.Background()
+	events, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(brokers...)), log.WithTopicPrefix(prefix+"events."),
+		log.WithTopicPartitions(3), log.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	if err := events.EnsureTopic(ctx, order.TypeName); err != nil {
+		t.Fatal(err)
+	}
+	codec := snapshots.NewAvroCodec()
+	if err := codec.Register(order.TypeName, schemas.OrderState()); err != nil {
+		t.Fatal(err)
+	}
+	const owner = "test-snapshotter"
+	store, err := snapshots.NewKafka(codec, snapshots.KafkaClient(kgo.SeedBrokers(brokers...)), snapshots.WithOwner(owner),
+		snapshots.WithTopicPrefix(prefix+"snapshots."), snapshots.WithEventsTopicPrefix(prefix+"events."), snapshots.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for p := range int32(3) {
+		if err := store.PutCheckpoint(ctx, order.TypeName, snapshots.Checkpoint{EventsPartition: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg, err := parseFlags([]string{"-brokers", strings.Join(brokers, ","), "-prefix", prefix}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, info bytes.Buffer
+	err = runWith(ctx, &out, &info, cfg)
+	if err == nil {
+		t.Fatalf("the run succeeded on an owned snapshot topic; output:\n%s", out.String())
+	}
+	note := "snapshotting: a snapshotter owns the snapshot topic and alone writes snapshots there"
+	if n := strings.Count(info.String(), note); n != 1 || !strings.Contains(info.String(), `belongs to snapshotter "`+owner+`"`) {
+		t.Fatalf("stderr has the note %d times, want once, naming %s:\n%s", n, owner, info.String())
+	}
+}
+
+// -feed saves orders to <prefix>events.Order, one line each, and runs no
+// scenario.
+func TestKafkaFeed(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	prefix := sharedPrefix(t)
+	out, info := runArgs(t, "-brokers", strings.Join(brokers, ","), "-prefix", prefix, "-feed", "4")
+	wantInfo := "snapshotting: feeding 4 orders to " + prefix + "events.Order on Kafka at " + strings.Join(brokers, ",") + "\n"
+	if info != wantInfo {
+		t.Errorf("stderr %q, want %q", info, wantInfo)
+	}
+	want := []string{
+		`Order (` + uuidPattern + `): version 2, 1 items, created`,
+		`Order (` + uuidPattern + `): version 4, 2 items, submitted`,
+		`Order (` + uuidPattern + `): version 4, 3 items, created`,
+		`Order (` + uuidPattern + `): version 6, 4 items, submitted`,
+		`Saved 4 orders, 16 events`,
+	}
+	got := lines(out)
+	if len(got) != len(want) {
+		t.Fatalf("output:\n%s\nwant %d lines", out, len(want))
+	}
+
+	events, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(brokers...)), log.WithTopicPrefix(prefix+"events."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	repo, err := newRepo(events, order.SchemaVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	for i, w := range want {
+		m := regexp.MustCompile("^" + w + "$").FindStringSubmatch(got[i])
+		if m == nil {
+			t.Fatalf("line %d: got %q, want a match of %s", i+1, got[i], w)
+		}
+		if len(m) < 2 {
+			continue
+		}
+		root, err := repo.Load(context.Background(), uuid.MustParse(m[1]))
+		if err != nil {
+			t.Fatalf("load the order of line %d: %v", i+1, err)
+		}
+		if v := fmt.Sprintf("version %d,", root.Version()); !strings.Contains(got[i], v) {
+			t.Errorf("line %d: %q, but the log has the order at %s", i+1, got[i], v)
+		}
+	}
+	if topics := runTopics(t, kafkatest.Admin(t), prefix).Names(); !slices.Equal(topics, []string{prefix + "events." + order.TypeName}) {
+		t.Errorf("topics %v, want only the events topic", topics)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -271,6 +414,18 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-brokers", "a:9092", "-partitions", "0"}, config{}, "-partitions 0"},
 		{[]string{"-brokers", "a:9092", "-replication", "0"}, config{}, "-replication 0"},
 		{[]string{"-brokers", "a:9092", "-replication", "40000"}, config{}, "-replication 40000"},
+		{[]string{"-brokers", "a:9092", "-prefix", "snaplog."}, config{brokers: "a:9092", partitions: 3, replication: 1, prefix: "snaplog."}, ""},
+		{[]string{"-brokers", "a:9092", "-prefix", "snaplog.", "-feed", "20"},
+			config{brokers: "a:9092", partitions: 3, replication: 1, prefix: "snaplog.", feed: 20}, ""},
+		{[]string{"-brokers", "embedded", "-prefix", "shared."}, config{brokers: "embedded", partitions: 3, replication: 1, prefix: "shared."}, ""},
+		{[]string{"-prefix", "snaplog."}, config{}, "-prefix applies only to Kafka"},
+		{[]string{"-feed", "1"}, config{}, "-feed applies only to Kafka"},
+		{[]string{"-brokers", "a:9092", "-prefix", "p/"}, config{}, `-prefix "p/": '/' cannot be part of a topic name`},
+		{[]string{"-brokers", "a:9092", "-prefix", strings.Repeat("p", 240)}, config{}, "Kafka allows 249"},
+		{[]string{"-brokers", "a:9092", "-prefix", "p.", "-keep"}, config{}, "-keep: the topics of -prefix are always kept"},
+		{[]string{"-brokers", "a:9092", "-feed", "2"}, config{}, "-feed needs -prefix"},
+		{[]string{"-brokers", "a:9092", "-prefix", "p.", "-feed", "-1"}, config{}, "-feed -1: must not be negative"},
+		{[]string{"-brokers", "embedded", "-prefix", "p.", "-feed", "1"}, config{}, "-feed: the embedded broker"},
 		{[]string{"extra"}, config{}, "unexpected arguments"},
 		{[]string{"-nope"}, config{}, "flag provided but not defined"},
 	} {
@@ -366,64 +521,5 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }
 func TestWriteError(t *testing.T) {
 	if err := runWith(context.Background(), failingWriter{}, io.Discard, config{}); !errors.Is(err, errWrite) {
 		t.Fatalf("runWith = %v, want %v", err, errWrite)
-	}
-}
-
-func TestPyFloat(t *testing.T) {
-	for _, tc := range []struct {
-		in   float64
-		want string
-	}{
-		{0, "0.0"},
-		{10, "10.0"},
-		{99.99, "99.99"},
-		{1.0 / 3, "0.3333333333333333"},
-		{-2.5, "-2.5"},
-		{1e16, "1e+16"},
-		{1.5e-05, "1.5e-05"},
-		{0.0001, "0.0001"},
-	} {
-		if got := pyFloat(tc.in); got != tc.want {
-			t.Errorf("pyFloat(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestPyTime(t *testing.T) {
-	for _, tc := range []struct {
-		in   time.Time
-		want string
-	}{
-		{time.Date(2024, 1, 15, 10, 30, 45, 123456789, time.UTC), "2024-01-15 10:30:45.123456+00:00"},
-		{time.Date(2024, 1, 15, 10, 30, 45, 1000, time.UTC), "2024-01-15 10:30:45.000001+00:00"},
-		{time.Date(2024, 1, 15, 10, 30, 45, 999, time.UTC), "2024-01-15 10:30:45+00:00"},
-		{time.Date(2024, 1, 15, 11, 30, 45, 0, time.FixedZone("CET", 3600)), "2024-01-15 10:30:45+00:00"},
-	} {
-		if got := pyTime(tc.in); got != tc.want {
-			t.Errorf("pyTime(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestPyRepr(t *testing.T) {
-	for _, tc := range []struct {
-		in   any
-		want string
-	}{
-		{nil, "None"},
-		{true, "True"},
-		{"it's", `"it's"`},
-		{`a'b"c`, `'a\'b"c'`},
-		{int32(2), "2"},
-		{[]any{"a", 0.0}, "['a', 0.0]"},
-		{map[string]any{"b": int64(1), "a": "x"}, "{'a': 'x', 'b': 1}"},
-	} {
-		if got := pyRepr(tc.in); got != tc.want {
-			t.Errorf("pyRepr(%#v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	rec := map[string]any{"product_name": "W", "product_id": "p", "quantity": int32(1)}
-	if got, want := pyDict(rec, []string{"product_id", "product_name", "quantity"}, 2), "{'product_id': 'p', 'product_name': 'W', ...}"; got != want {
-		t.Errorf("pyDict = %q, want %q", got, want)
 	}
 }

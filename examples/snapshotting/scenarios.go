@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
+	"github.com/snaplog/snaplog/internal/pyfmt"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
@@ -68,6 +69,16 @@ func getSnapshot(ctx context.Context, store snapshots.Store, id uuid.UUID) (snap
 	return snapshots.Snapshot{}, false, err
 }
 
+// stateKeys returns the keys of an order snapshot's state: OrderState's
+// record fields in declaration order, then any other keys, sorted.
+func stateKeys(state map[string]any) ([]string, error) {
+	fields, err := snapshots.FieldNames(order.OrderState{})
+	if err != nil {
+		return nil, err
+	}
+	return pyfmt.OrderedKeys(state, fields), nil
+}
+
 // basicSnapshotting: a save that reaches the threshold writes a snapshot
 // inside Save, and the next load starts from it.
 func basicSnapshotting(ctx context.Context, p *printer, be backend) error {
@@ -104,14 +115,14 @@ func basicSnapshotting(ctx context.Context, p *printer, be backend) error {
 		return err
 	}
 	p.line("Order version after save: %d", o.Version())
-	p.line("Snapshot exists: %s", pyBool(found))
+	p.line("Snapshot exists: %s", pyfmt.Bool(found))
 	if found {
 		keys, err := stateKeys(snap.State)
 		if err != nil {
 			return err
 		}
 		p.line("Snapshot version: %d", snap.Version)
-		p.line("Snapshot state keys: %s", pyStrings(keys))
+		p.line("Snapshot state keys: %s", pyfmt.Strings(keys))
 	}
 
 	p.line("")
@@ -157,7 +168,7 @@ func manualSnapshot(ctx context.Context, p *printer, be backend) error {
 	if err != nil {
 		return err
 	}
-	p.line("Snapshot after save: %s", pyBool(found))
+	p.line("Snapshot after save: %s", pyfmt.Bool(found))
 
 	p.line("")
 	p.line("Creating manual snapshot...")
@@ -243,7 +254,7 @@ func backgroundSnapshot(ctx context.Context, p *printer, be backend) error {
 	if err != nil {
 		return err
 	}
-	p.line("Snapshot exists: %s", pyBool(found))
+	p.line("Snapshot exists: %s", pyfmt.Bool(found))
 	return nil
 }
 
@@ -442,7 +453,7 @@ func snapshotInspection(ctx context.Context, p *printer, be backend) error {
 	p.line("  Aggregate Type: %s", snap.AggregateType)
 	p.line("  Version: %d", snap.Version)
 	p.line("  Schema Version: %d", snap.SchemaVersion)
-	p.line("  Created At: %s", pyTime(snap.CreatedAt))
+	p.line("  Created At: %s", pyfmt.Time(snap.CreatedAt))
 	p.line("")
 	p.line("Snapshot State:")
 	keys, err := stateKeys(snap.State)
@@ -457,18 +468,18 @@ func snapshotInspection(ctx context.Context, p *printer, be backend) error {
 		v := snap.State[k]
 		list, ok := v.([]any)
 		if !ok {
-			p.line("  %s: %s", k, pyStr(v))
+			p.line("  %s: %s", k, pyfmt.Str(v))
 			continue
 		}
 		p.line("  %s: [%d items]", k, len(list))
 		for i, e := range list[:min(2, len(list))] {
 			rec, ok := e.(map[string]any)
 			if !ok {
-				p.line("    [%d]: %s", i, pyRepr(e))
+				p.line("    [%d]: %s", i, pyfmt.Repr(e))
 				continue
 			}
 			// The first two fields, as eventsource-py's example shows them.
-			p.line("    [%d]: %s", i, pyDict(rec, itemKeys, 2))
+			p.line("    [%d]: %s", i, pyfmt.Dict(rec, itemKeys, 2))
 		}
 		if len(list) > 2 {
 			p.line("    ... and %d more", len(list)-2)

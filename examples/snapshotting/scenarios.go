@@ -193,7 +193,7 @@ func manualSnapshot(ctx context.Context, p *printer, be backend) error {
 }
 
 // storeLatency is how long the background scenario's store takes per write.
-const storeLatency = 50 * time.Millisecond
+const storeLatency = 250 * time.Millisecond
 
 // slowStore is a snapshot store whose writes take at least a given time, as
 // a remote store's round trip does.

@@ -179,6 +179,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 		}
 		topics = append(topics, s.cfg.eventPrefix+name)
 	}
+	if ctx.Err() != nil {
+		return nil // stopped while waiting for the topics
+	}
 	sort.Strings(topics)
 
 	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt(nil), s.cfg.clientOpts...),

@@ -273,7 +273,7 @@ func TestCrash(t *testing.T) {
 	second := e.startChild(t)
 	time.Sleep(3 * time.Second)
 	stop()
-	topicCaughtUp(t, e, 90*time.Second)
+	topicCaughtUp(t, e, 2*time.Minute)
 	snaps, cps := verifyTopic(t, e)
 	maxRead := checkLoads(t, e, accounts)
 	t.Logf("%d snapshots and %d checkpoints verified; loads read at most %d records", snaps, cps, maxRead)
@@ -303,7 +303,7 @@ func TestZombie(t *testing.T) {
 	}
 	time.Sleep(4 * time.Second)
 	stop()
-	topicCaughtUp(t, e, 90*time.Second)
+	topicCaughtUp(t, e, 2*time.Minute)
 	snaps, cps := verifyTopic(t, e)
 	checkLoads(t, e, accounts)
 	t.Logf("%d snapshots and %d checkpoints verified; the resumed snapshotter had %d transactions aborted", snaps, cps, zombie.aborted.Load())

@@ -172,7 +172,7 @@ func caughtUp(t testing.TB, e *env, s *snapshotter.Snapshotter) {
 		id := uuid.New()
 		probe[log.Partition(id, e.partitions)] = id
 	}
-	waitFor(t, "checkpoints at the end of every partition", 60*time.Second, func() bool {
+	waitFor(t, "checkpoints at the end of every partition", 2*time.Minute, func() bool {
 		st := s.Stats()
 		if len(st.Partitions) != int(e.partitions) {
 			return false

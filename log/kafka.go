@@ -785,9 +785,11 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 // first when the check starts earlier.
 func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 	c.attached = true
-	if !w.anchored || (c.from > w.to && !w.busy) {
+	if !w.anchored || (c.from > w.to && !w.busy && w.index == nil) {
 		// Start reading where the check starts rather than catch up on
-		// records nobody waits for.
+		// records nobody waits for. (With an index, catching up keeps it
+		// valid, which is cheaper than reading the partition from its
+		// start again at the next creation.)
 		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
 		w.index = nil
 		if c.from == 0 && !w.noIndex {

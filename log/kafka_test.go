@@ -191,3 +191,44 @@ func TestKafkaRecordsAreReadableWithoutSnaplog(t *testing.T) {
 		t.Errorf("record timestamp %s, occurred at %s", r.Timestamp, evs[0].OccurredAt)
 	}
 }
+
+// TestKafkaCreationAfterTheWindow: a log that has been reading a partition
+// from the middle learns, when asked to create an aggregate, whether it
+// exists from an index of the partition built once, and refuses to create
+// it twice.
+func TestKafkaCreationAfterTheWindow(t *testing.T) {
+	first := newKafka(t, log.WithTopicPartitions(1))
+	prefix := first.Topic("")
+	x, z := uuid.New(), uuid.New()
+	for _, id := range []uuid.UUID{x, z} {
+		if _, err := first.Append(ctxT(t), "Order", id, log.Expected{}, logtest.Events("Order", id, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := newKafka(t, log.WithTopicPrefix(prefix), log.WithTopicPartitions(1))
+	tail, err := second.Read(ctxT(t), "Order", z, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its window starts where it read z: after x's creation.
+	if _, err := second.Append(ctxT(t), "Order", z, log.Expected{Version: 1, ReadTo: tail.End}, logtest.Events("Order", z, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var ce *log.ConflictError
+	if _, err := second.Append(ctxT(t), "Order", x, log.Expected{}, logtest.Events("Order", x, 0, 1)); !errors.As(err, &ce) || ce.Actual != 1 {
+		t.Fatalf("creating an existing aggregate: %v", err)
+	}
+	w := uuid.New()
+	if _, err := second.Append(ctxT(t), "Order", w, log.Expected{}, logtest.Events("Order", w, 0, 1)); err != nil {
+		t.Fatalf("creating a new aggregate: %v", err)
+	}
+	for id, want := range map[uuid.UUID]int{x: 1, z: 2, w: 1} {
+		tail, err := first.Read(ctxT(t), "Order", id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(logtest.Winners(t, tail.Events)); got != want {
+			t.Fatalf("%s has %d events, want %d", id, got, want)
+		}
+	}
+}

@@ -48,6 +48,6 @@
 // The snapshotter holds one state per aggregate it has met, up to
 // WithMaxStates; clean states (snapshotted) are evicted first, least
 // recently used, and reloaded from their snapshot when their aggregate gets
-// an event. One state costs its Go value plus about 200 bytes of
-// bookkeeping.
+// an event. One state costs its Go value plus about 150 bytes of
+// bookkeeping (163 bytes in all for a 16-byte state: BenchmarkStateMemory).
 package snapshotter

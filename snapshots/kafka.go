@@ -30,6 +30,11 @@ const DefaultTopicPrefix = "snaplog.snapshots."
 // store's own (WithOwner): only that snapshotter writes there.
 var ErrOwned = errors.New("snapshots: snapshot topic is owned by a snapshotter")
 
+// missingFor is how long the store takes an aggregate type's snapshot topic
+// to be missing before it asks the cluster again (when reading; a write
+// creates the topic at once).
+const missingFor = 5 * time.Second
+
 // ErrTopicLayout is reported (through errors.Is) for a snapshot topic that
 // cannot serve: not compacted, or not partitioned like its events topic.
 var ErrTopicLayout = errors.New("snapshots: snapshot topic layout")
@@ -75,6 +80,7 @@ type Kafka struct {
 
 	mu      sync.Mutex
 	types   map[string]*kafkaType
+	missing map[string]time.Time // types found without a snapshot topic, and when
 	tailing bool
 
 	cached  atomic.Int64 // bytes of values the view holds
@@ -270,15 +276,16 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Kafka{
-		cfg:    c,
-		cl:     cl,
-		adm:    kadm.NewClient(cl),
-		rd:     kread.NewReader(cl),
-		poll:   kread.NewReader(pollCl),
-		codec:  codec,
-		types:  make(map[string]*kafkaType),
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:     c,
+		cl:      cl,
+		adm:     kadm.NewClient(cl),
+		rd:      kread.NewReader(cl),
+		poll:    kread.NewReader(pollCl),
+		codec:   codec,
+		types:   make(map[string]*kafkaType),
+		missing: make(map[string]time.Time),
+		ctx:     ctx,
+		cancel:  cancel,
 	}, nil
 }
 
@@ -313,9 +320,13 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 	}
 	k.mu.Lock()
 	kt := k.types[aggregateType]
+	missingSince, missing := k.missing[aggregateType]
 	k.mu.Unlock()
 	if kt != nil {
 		return kt, nil
+	}
+	if !create && missing && time.Since(missingSince) < missingFor {
+		return nil, nil // looked up a moment ago: loads need not ask again
 	}
 	name, eventsName := k.Topic(aggregateType), k.cfg.eventPrefix+aggregateType
 	events, err := kread.Describe(ctx, k.cl, eventsName)
@@ -325,6 +336,9 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 	t, err := kread.Describe(ctx, k.cl, name)
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		if !create {
+			k.mu.Lock()
+			k.missing[aggregateType] = time.Now()
+			k.mu.Unlock()
 			return nil, nil
 		}
 		if err := k.createTopic(ctx, name, events.Partitions); err != nil {

@@ -380,17 +380,7 @@ func (b *builder) conv(t reflect.Type) (*conv, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.to = func(v reflect.Value) (any, error) {
-			out := make([]any, v.Len())
-			for i := range out {
-				x, err := elem.to(v.Index(i))
-				if err != nil {
-					return nil, atIndex(err, i)
-				}
-				out[i] = x
-			}
-			return out, nil
-		}
+		c.to = sequenceTo(elem)
 		c.from = func(src any, v reflect.Value) error {
 			switch x := src.(type) {
 			case nil:
@@ -429,17 +419,7 @@ func (b *builder) conv(t reflect.Type) (*conv, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.to = func(v reflect.Value) (any, error) {
-			out := make([]any, v.Len())
-			for i := range out {
-				x, err := elem.to(v.Index(i))
-				if err != nil {
-					return nil, atIndex(err, i)
-				}
-				out[i] = x
-			}
-			return out, nil
-		}
+		c.to = sequenceTo(elem)
 		c.from = func(src any, v reflect.Value) error {
 			x, ok := src.([]any)
 			if !ok {
@@ -819,4 +799,19 @@ func snakeCase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// sequenceTo converts a slice or an array element by element into []any.
+func sequenceTo(elem *conv) func(reflect.Value) (any, error) {
+	return func(v reflect.Value) (any, error) {
+		out := make([]any, v.Len())
+		for i := range out {
+			x, err := elem.to(v.Index(i))
+			if err != nil {
+				return nil, atIndex(err, i)
+			}
+			out[i] = x
+		}
+		return out, nil
+	}
 }

@@ -69,6 +69,16 @@ func getSnapshot(ctx context.Context, store snapshots.Store, id uuid.UUID) (snap
 	return snapshots.Snapshot{}, false, err
 }
 
+// thresholdSnapshot returns the snapshot a save that reached the threshold
+// must have written.
+func thresholdSnapshot(ctx context.Context, store snapshots.Store, id uuid.UUID) (snapshots.Snapshot, error) {
+	snap, found, err := getSnapshot(ctx, store, id)
+	if err == nil && !found {
+		err = errors.New("no snapshot after a save that reached the threshold")
+	}
+	return snap, err
+}
+
 // stateKeys returns the keys of an order snapshot's state: OrderState's
 // record fields in declaration order, then any other keys, sorted.
 func stateKeys(state map[string]any) ([]string, error) {
@@ -284,12 +294,9 @@ func schemaVersioning(ctx context.Context, p *printer, be backend) error {
 	if err := repoV1.Save(ctx, o.Root); err != nil {
 		return err
 	}
-	snap, found, err := getSnapshot(ctx, store, o.ID())
+	snap, err := thresholdSnapshot(ctx, store, o.ID())
 	if err != nil {
 		return err
-	}
-	if !found {
-		return errors.New("no snapshot after a save that reached the threshold")
 	}
 	p.line("Snapshot created with schema_version: %d", snap.SchemaVersion)
 
@@ -440,12 +447,9 @@ func snapshotInspection(ctx context.Context, p *printer, be backend) error {
 	if err := repo.Save(ctx, o.Root); err != nil {
 		return err
 	}
-	snap, found, err := getSnapshot(ctx, store, o.ID())
+	snap, err := thresholdSnapshot(ctx, store, o.ID())
 	if err != nil {
 		return err
-	}
-	if !found {
-		return errors.New("no snapshot after a save that reached the threshold")
 	}
 
 	p.line("Snapshot Details:")

@@ -126,7 +126,18 @@ type Root[S any] struct {
 
 	last   log.Position // position of the event at version committed
 	save   uuid.UUID    // the save of that event
-	readTo int64        // end offset of the aggregate's partition as last read or written
+	readTo int64        // where the log is known to hold the aggregate at committed (log.Expected.ReadTo)
+
+	// unsettled is the save whose Append ended without a verdict (a
+	// timeout, a broker failure): its first n uncommitted events may or may
+	// not be stored. The next Save sends exactly that save again, under the
+	// same id, to learn its outcome before anything else.
+	unsettled *unsettledSave
+}
+
+type unsettledSave struct {
+	id uuid.UUID
+	n  int
 }
 
 func newRoot[S any](typ *Type[S], now func() time.Time, id uuid.UUID) *Root[S] {

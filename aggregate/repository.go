@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/log"
@@ -200,7 +201,7 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 		root.state = state
 		root.version, root.committed = snap.Version, snap.Version
 		root.last, root.save = snap.Position, snap.Save
-		seq := log.Sequencer{Version: snap.Version, Save: snap.Save}
+		seq := log.Sequencer{Version: snap.Version}
 		ok, err := r.readAfter(ctx, root, &seq, cp)
 		if err != nil {
 			var rerr *restoreError
@@ -226,12 +227,16 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 		tail.Events[0].Position.Offset != snap.Position.Offset || tail.Events[0].AggregateVersion != snap.Version {
 		return nil, MissPosition, fmt.Errorf("log does not hold version %d of %s %s at %s", snap.Version, r.typ.Name, id, snap.Position), nil
 	}
+	if e := tail.Events[0]; e.AggregateVersion != e.Expected+int64(e.SaveEvents) {
+		return nil, MissPosition, fmt.Errorf("version %d of %s %s at %s is not the last event of its save", snap.Version, r.typ.Name, id, snap.Position), nil
+	}
 	root := newRoot(r.typ, r.cfg.now, id)
 	root.state = state
 	root.version, root.committed = snap.Version, snap.Version
 	root.last, root.save = snap.Position, tail.Events[0].Save
-	// The snapshot's own event is the sequence's starting point.
-	seq := log.Sequencer{Version: snap.Version, Save: tail.Events[0].Save}
+	// The snapshot's own event is the last of a save: after it no save of
+	// the aggregate is incomplete, and the sequence starts at its version.
+	seq := log.Sequencer{Version: snap.Version}
 	tail.Events = tail.Events[1:]
 	if err := r.replay(root, &seq, tail); err != nil {
 		return nil, MissRestoreError, err, nil
@@ -252,31 +257,39 @@ func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail)
 // the read started after events of the aggregate it does not have.
 func (r *Repository[S]) replayFrom(root *Root[S], seq *log.Sequencer, tail log.Tail, strict bool) (bool, error) {
 	r.stats.recordsScanned.Add(uint64(tail.Scanned))
-	for _, le := range tail.Events {
-		if !seq.Next(le) {
-			if strict && le.Expected > seq.Version && le.AggregateVersion == le.Expected+1 {
-				return true, nil
+	for _, rec := range tail.Events {
+		out, accepted := seq.Next(rec)
+		if out == log.Rejected && strict && rec.Expected > seq.Version {
+			return true, nil
+		}
+		for _, le := range accepted {
+			if err := r.apply(root, le); err != nil {
+				return false, err
 			}
-			continue // a save that lost the race for its versions
 		}
-		where := func() string {
-			return fmt.Sprintf("%s %s version %d at %s", r.typ.Name, root.id, le.AggregateVersion, le.Position)
-		}
-		ev, err := r.typ.Events.Decode(le.Type, le.ContentType, le.Payload)
-		if err != nil {
-			return false, fmt.Errorf("aggregate: load %s: %w", where(), err)
-		}
-		state, err := r.typ.Apply(root.state, envelopeOf(le, ev))
-		if err != nil {
-			return false, fmt.Errorf("aggregate: load %s: apply %s: %w", where(), le.Type, err)
-		}
-		root.state = state
-		root.version, root.committed = le.AggregateVersion, le.AggregateVersion
-		root.last, root.save = le.Position, le.Save
-		r.stats.eventsReplayed.Add(1)
 	}
-	root.readTo = tail.End
+	root.readTo = seq.Resume(tail.End)
 	return false, nil
+}
+
+// apply applies one accepted event to root.
+func (r *Repository[S]) apply(root *Root[S], le log.Event) error {
+	where := func() string {
+		return fmt.Sprintf("%s %s version %d at %s", r.typ.Name, root.id, le.AggregateVersion, le.Position)
+	}
+	ev, err := r.typ.Events.Decode(le.Type, le.ContentType, le.Payload)
+	if err != nil {
+		return fmt.Errorf("aggregate: load %s: %w", where(), err)
+	}
+	state, err := r.typ.Apply(root.state, envelopeOf(le, ev))
+	if err != nil {
+		return fmt.Errorf("aggregate: load %s: apply %s: %w", where(), le.Type, err)
+	}
+	root.state = state
+	root.version, root.committed = le.AggregateVersion, le.AggregateVersion
+	root.last, root.save = le.Position, le.Save
+	r.stats.eventsReplayed.Add(1)
+	return nil
 }
 
 // restoreError is an event that does not decode or apply on top of a
@@ -372,7 +385,13 @@ func (r *Repository[S]) Exists(ctx context.Context, id uuid.UUID) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("aggregate: exists %s %s: %w", r.typ.Name, id, err)
 	}
-	return len(tail.Events) > 0, nil
+	var seq log.Sequencer
+	for _, e := range tail.Events {
+		if out, _ := seq.Next(e); out == log.Accepted {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Save stores the aggregate's uncommitted events, all or none, as the
@@ -380,6 +399,15 @@ func (r *Repository[S]) Exists(ctx context.Context, id uuid.UUID) (bool, error) 
 // aggregate first it returns a *ConflictError and the aggregate keeps its
 // uncommitted events; reload it and retry the command. Saving an aggregate
 // with no uncommitted events does nothing.
+//
+// A Save that fails with another error (a timeout, a canceled context, a
+// broker failure) may or may not have stored its events. The aggregate
+// remembers that save: the next Save of the same aggregate sends it again
+// under the same save id before anything else, and the log recognises it
+// as the same save, so a retry never applies its events twice. If that
+// save had landed and won, Save goes on to store the events applied since
+// (as a second save); if it lost, Save returns the *ConflictError, and
+// nothing of it or of the events applied since is stored.
 //
 // When the save carries the version across a multiple of the snapshot
 // threshold, a snapshot of the version reached is written according to the
@@ -391,11 +419,23 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 	if !r.owns(root) {
 		return fmt.Errorf("aggregate: save %s %s: the aggregate is a %s of schema version %d", r.typ.Name, root.id, root.typ.Name, root.typ.schemaVersion())
 	}
-	if len(root.uncommitted) == 0 {
-		return nil
+	for len(root.uncommitted) > 0 {
+		if err := r.save(ctx, root); err != nil {
+			return err
+		}
 	}
-	events := make([]log.Event, len(root.uncommitted))
-	for i, e := range root.uncommitted {
+	return nil
+}
+
+// save stores the unsettled save of root if it has one, otherwise all its
+// uncommitted events, as one Append.
+func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
+	if root.unsettled == nil {
+		root.unsettled = &unsettledSave{id: uuid.New(), n: len(root.uncommitted)}
+	}
+	us := root.unsettled
+	events := make([]log.Event, us.n)
+	for i, e := range root.uncommitted[:us.n] {
 		_, payload, err := r.typ.Events.Encode(e.Event)
 		if err != nil {
 			return fmt.Errorf("aggregate: save %s %s version %d: %w", r.typ.Name, root.id, e.Version, err)
@@ -413,18 +453,20 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 		}
 	}
 	before := root.committed
-	stored, err := r.log.Append(ctx, r.typ.Name, root.id, log.Expected{Version: before, ReadTo: root.readTo}, events)
+	stored, err := r.log.Append(ctx, r.typ.Name, root.id, log.Expected{Version: before, ReadTo: root.readTo, Save: us.id}, events)
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
+			root.unsettled = nil // decided: the save lost
 			return err
 		}
-		return fmt.Errorf("aggregate: save %s %s: %w", r.typ.Name, root.id, err)
+		return fmt.Errorf("aggregate: save %s %s (%d events; the next Save retries them first): %w", r.typ.Name, root.id, us.n, err)
 	}
+	root.unsettled = nil
 	last := stored[len(stored)-1]
 	root.committed = last.AggregateVersion
 	root.last, root.save = last.Position, last.Save
 	root.readTo = last.Position.Offset + 1
-	root.uncommitted = nil
+	root.uncommitted = slices.Delete(root.uncommitted, 0, us.n)
 
 	if r.cfg.thresholdSet && r.cfg.mode != SnapshotManual && crossed(before, root.committed, r.cfg.threshold) {
 		r.autoSnapshot(ctx, root)

@@ -163,45 +163,68 @@ func (w *worker) handle(r *kgo.Record, lso int64) bool {
 
 	e, err := log.FromRecord(r)
 	if err != nil {
-		return w.deadLetter(r, lso, 0, err)
+		if !w.deadLetter(r, 0, err) {
+			return false
+		}
+		w.markDone(r, lso)
+		return true
 	}
 	seq := w.seqs[e.AggregateID]
-	if !seq.Next(e) {
-		w.log.Debug("skipped an event of a save that lost its race", slog.Int64("offset", r.Offset),
+	out, accepted := seq.Next(e)
+	w.seqs[e.AggregateID] = seq
+	if out != log.Accepted {
+		w.log.Debug("record not delivered", slog.Int64("offset", r.Offset), slog.String("outcome", out.String()),
 			slog.String("aggregate_id", e.AggregateID.String()), slog.Int64("version", e.AggregateVersion))
 		w.markDone(r, lso)
 		return true
 	}
-	w.seqs[e.AggregateID] = seq
+	// The record completed a save that won: deliver all its events, in
+	// version order, then mark the record done.
+	for _, ae := range accepted {
+		if !w.deliver(r.Topic, ae) {
+			return false
+		}
+	}
+	w.markDone(r, lso)
+	return true
+}
 
-	ev := Event{Event: e, Topic: r.Topic}
+// deliver hands one accepted event to the handler, with retries, and
+// dead-letters it when it stays poison. It returns false when the worker
+// must stop with the event not done.
+func (w *worker) deliver(topic string, e log.Event) bool {
+	ev := Event{Event: e, Topic: topic}
+	poison := func(attempts int, err error) bool {
+		return w.deadLetter(log.Record(topic, e), attempts, err)
+	}
 	if d := w.s.cfg.decoder; d != nil {
+		var err error
 		if ev.Value, err = d.Decode(e.Type, e.ContentType, e.Payload); err != nil {
-			return w.deadLetter(r, lso, 0, err)
+			return poison(0, err)
 		}
 	}
 	hooks := &w.s.cfg.hooks
+	p := e.Position.Partition
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := w.call(ev)
 		if err == nil {
 			if hooks.Handled != nil {
-				hooks.Handled(r.Topic, r.Partition, time.Since(start))
+				hooks.Handled(topic, p, time.Since(start))
 			}
-			w.markDone(r, lso)
 			return true
 		}
 		if hooks.Failed != nil {
-			hooks.Failed(r.Topic, r.Partition, r.Offset, attempt, err)
+			hooks.Failed(topic, p, e.Position.Offset, attempt, err)
 		}
 		if w.sctx.Err() != nil {
 			return false // revoked, lost or closed: the event stays undone
 		}
 		if attempt >= w.s.cfg.tries {
-			return w.deadLetter(r, lso, attempt, err)
+			return poison(attempt, err)
 		}
 		wait := w.s.cfg.backoff(attempt)
-		w.log.Warn("handler failed; retrying", slog.Int64("offset", r.Offset), slog.String("event_id", e.ID.String()),
+		w.log.Warn("handler failed; retrying", slog.Int64("offset", e.Position.Offset), slog.String("event_id", e.ID.String()),
 			slog.String("event_type", e.Type), slog.Int("attempt", attempt), slog.Duration("backoff", wait), slog.Any("error", err))
 		if !sleep(w.sctx, wait) {
 			return false
@@ -247,9 +270,8 @@ func (w *worker) restore(until int64) error {
 			return nil // not a snaplog event: no reader counts it
 		}
 		seq := w.seqs[e.AggregateID]
-		if seq.Next(e) {
-			w.seqs[e.AggregateID] = seq
-		}
+		seq.Next(e)
+		w.seqs[e.AggregateID] = seq
 		return nil
 	})
 	if err != nil {
@@ -261,9 +283,9 @@ func (w *worker) restore(until int64) error {
 }
 
 // deadLetter stores a poison record in the dead-letter topic, retrying
-// until the write succeeds or the partition is taken away, then marks it
-// done. attempts is the number of handler calls made.
-func (w *worker) deadLetter(r *kgo.Record, lso int64, attempts int, cause error) bool {
+// until the write succeeds or the partition is taken away; false when it
+// was taken away first. attempts is the number of handler calls made.
+func (w *worker) deadLetter(r *kgo.Record, attempts int, cause error) bool {
 	dl := deadLetterRecord(w.s.cfg.dlq, w.s.group, r, attempts, cause, time.Now())
 	for try := 1; ; try++ {
 		// The write in hand finishes on revoke; only loss or Close cut it.
@@ -286,7 +308,6 @@ func (w *worker) deadLetter(r *kgo.Record, lso int64, attempts int, cause error)
 	if h := w.s.cfg.hooks.DeadLettered; h != nil {
 		h(r.Topic, r.Partition, r.Offset, cause)
 	}
-	w.markDone(r, lso)
 	return true
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,9 +28,10 @@ const (
 	HeaderEventID       = "snaplog.event_id"
 	HeaderEventType     = "snaplog.event_type"
 	HeaderAggregateType = "snaplog.aggregate_type"
-	HeaderVersion       = "snaplog.version"  // decimal
-	HeaderExpected      = "snaplog.expected" // decimal: the version the save expected
-	HeaderSave          = "snaplog.save"     // the id of the save's first event
+	HeaderVersion       = "snaplog.version"     // decimal
+	HeaderExpected      = "snaplog.expected"    // decimal: the version the save expected
+	HeaderSave          = "snaplog.save"        // the save's id (Expected.Save)
+	HeaderSaveEvents    = "snaplog.save_events" // decimal: how many events the save has
 	HeaderOccurredAt    = "snaplog.occurred_at"
 	HeaderContentType   = "content-type"
 	HeaderCorrelationID = "snaplog.correlation_id"
@@ -37,6 +39,14 @@ const (
 	// HeaderMetaPrefix prefixes the keys of Metadata.Values.
 	HeaderMetaPrefix = "snaplog.meta."
 )
+
+// ErrNotEvent is reported (through errors.Is) by FromRecord for a record
+// that is not an event of any aggregate: its key is not an aggregate id in
+// the canonical form of [Key], or its headers are not a snaplog event's.
+// Every reader skips such records: Read counts them in Tail.Skipped,
+// consumers dead-letter them, the snapshotter counts and logs them. None is
+// ever applied to an aggregate, whatever its key resembles.
+var ErrNotEvent = errors.New("log: not a snaplog event")
 
 // ErrTopicConfig is reported (through errors.Is) when an events topic is
 // configured so that it could lose events: compacted, or with finite
@@ -418,10 +428,13 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	}
 	p := Partition(aggregateID, t.Partitions)
 	key := Key(aggregateID)
-	save := events[0].ID
+	save := expected.Save
+	if save == uuid.Nil {
+		save = uuid.New()
+	}
 	recs := make([]*kgo.Record, len(events))
 	for i := range events {
-		events[i].Expected, events[i].Save = expected.Version, save
+		events[i].Expected, events[i].Save, events[i].SaveEvents = expected.Version, save, len(events)
 		recs[i] = toRecord(t.Name, p, key, &events[i])
 	}
 	if len(recs) == 1 {
@@ -431,25 +444,29 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	} else if err := k.produceTxn(ctx, recs); err != nil {
 		return nil, fmt.Errorf("log: append %s %s (%d events) to %s/%d: %w", aggregateType, aggregateID, len(recs), t.Name, p, err)
 	}
-	first := recs[0].Offset
+	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 
 	// Learn whether this save won: apply the winner rule to the aggregate's
-	// records from where the caller read up to this save's first record.
-	c := &check{key: key, p: p, from: expected.ReadTo, first: first, seq: Sequencer{Version: expected.Version}, done: make(chan error, 1)}
-
+	// records from where the caller read up to this save's last record. By
+	// then the save is decided, by these records or by an earlier copy of
+	// the same save (a retry).
+	c := &check{key: key, p: p, from: expected.ReadTo, first: first, last: last, seq: Sequencer{Version: expected.Version}, events: events, done: make(chan error, 1)}
 	if c.from <= 0 || c.from > first {
 		c.from, c.seq = 0, Sequencer{}
 	}
-	if err := k.checker(t).wait(ctx, k, c); err != nil {
-		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.Name, p, first, err)
+	c.own = make(map[int64]bool, len(recs))
+	for _, r := range recs {
+		c.own[r.Offset] = true
 	}
-	won, seq := c.won, c.seq
-	if !won {
-		return nil, &ConflictError{AggregateType: aggregateType, AggregateID: aggregateID, Expected: expected.Version, Actual: seq.Version}
+	if err := k.checker(t).wait(ctx, k, c); err != nil {
+		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.Name, p, last, err)
+	}
+	if c.won == nil {
+		return nil, &ConflictError{AggregateType: aggregateType, AggregateID: aggregateID, Expected: expected.Version, Actual: c.seq.Version}
 	}
 	out := make([]Event, len(events))
 	for i, e := range events {
-		e.Position = Position{Partition: p, Offset: recs[i].Offset}
+		e.Position = c.won[i].Position
 		out[i] = e
 	}
 	return out, nil
@@ -457,12 +474,14 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 
 // A check is one Append waiting to learn whether it won.
 type check struct {
-	key         []byte
-	p           int32
-	from, first int64
-	seq         Sequencer
-	won         bool
-	done        chan error
+	key               []byte
+	p                 int32
+	from, first, last int64
+	own               map[int64]bool // the offsets of the save's records
+	events            []Event        // the save's events
+	seq               Sequencer
+	won               []Event // the accepted events of the save, once decided so
+	done              chan error
 
 	attached bool  // owned by the topicChecker from here on
 	err      error // a failure met while reading the check's range
@@ -540,8 +559,17 @@ const (
 type claim struct {
 	offset int64
 	key    string
-	event  Event // AggregateVersion, Expected and Save only
+	event  Event // the envelope without payload, metadata or times
 	err    error // the record is not a snaplog event
+}
+
+// claimOf is what a check needs of a record.
+func claimOf(r *kgo.Record) claim {
+	e, err := fromRecord(r)
+	return claim{offset: r.Offset, key: string(r.Key), err: err, event: Event{
+		ID: e.ID, AggregateVersion: e.AggregateVersion, Position: e.Position,
+		Expected: e.Expected, Save: e.Save, SaveEvents: e.SaveEvents,
+	}}
 }
 
 func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
@@ -557,20 +585,34 @@ func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
 
 // apply feeds one record's claim to a check.
 func (c *check) apply(cl claim) error {
-	if cl.offset < c.from || cl.offset > c.first || cl.key != string(c.key) {
+	if cl.offset < c.from || cl.offset > c.last || cl.key != string(c.key) {
 		return nil
 	}
 	if cl.err != nil {
-		if cl.offset == c.first {
+		if c.own[cl.offset] {
 			return cl.err // our own record must decode
 		}
 		return nil // not a snaplog event: no reader counts it
 	}
-	ok := c.seq.Next(cl.event)
-	if cl.offset == c.first {
-		c.won = ok
+	if out, evs := c.seq.Next(cl.event); out == Accepted && c.won == nil && sameSave(evs, c.events) {
+		c.won = slices.Clone(evs)
 	}
 	return nil
+}
+
+// sameSave reports whether accepted events are those of an Append: the
+// same save, the same event ids. A save id reused for other events is
+// another save, which this Append did not win.
+func sameSave(accepted, mine []Event) bool {
+	if len(accepted) != len(mine) {
+		return false
+	}
+	for i := range mine {
+		if accepted[i].Save != mine[i].Save || accepted[i].ID != mine[i].ID {
+			return false
+		}
+	}
+	return true
 }
 
 // window returns partition p's window; tc.wmu is held.
@@ -614,10 +656,10 @@ func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
 	// When the window already holds the check's range, answer it here.
 	if tc.wmu.TryLock() {
 		w := tc.window(c.p)
-		if w.anchored && c.from >= w.start && c.first < w.to {
+		if w.anchored && c.from >= w.start && c.last < w.to {
 			var err error
 			for _, cl := range w.claimsFrom(c.from) {
-				if cl.offset > c.first {
+				if cl.offset > c.last {
 					break
 				}
 				if err = c.apply(cl); err != nil {
@@ -705,7 +747,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 				continue
 			}
 		}
-		if c.first < w.to {
+		if c.last < w.to {
 			done(c, nil)
 			continue
 		}
@@ -738,10 +780,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	for leader, ps := range byLeader {
 		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
 		err := k.poll.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
-			cl := claim{offset: r.Offset, key: string(r.Key)}
-			e, derr := fromRecord(r)
-			cl.event = Event{AggregateVersion: e.AggregateVersion, Expected: e.Expected, Save: e.Save}
-			cl.err = derr
+			cl := claimOf(r)
 			tc.windows[p].add(cl)
 			for _, c := range byPart[p] {
 				if err := c.apply(cl); err != nil {
@@ -771,7 +810,7 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		switch {
 		case c.err != nil:
 			done(c, c.err)
-		case c.first < tc.windows[c.p].to:
+		case c.last < tc.windows[c.p].to:
 			done(c, nil)
 		default:
 			out = append(out, c)
@@ -816,8 +855,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 			if string(r.Key) != string(c.key) {
 				return nil
 			}
-			e, derr := fromRecord(r)
-			return c.apply(claim{offset: r.Offset, key: string(r.Key), event: e, err: derr})
+			return c.apply(claimOf(r))
 		}); err != nil {
 			return err
 		}
@@ -841,13 +879,13 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 	defer cancel()
 	if _, _, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
-		e, err := fromRecord(r)
-		if err != nil {
+		cl := claimOf(r)
+		if cl.err != nil {
 			return nil // not a snaplog event: no reader counts it
 		}
-		sq := index[string(r.Key)]
-		sq.Next(e)
-		index[string(r.Key)] = sq
+		sq := index[cl.key]
+		sq.Next(cl.event)
+		index[cl.key] = sq
 		if len(index) > maxIndexKeys {
 			return errTooManyKeys
 		}
@@ -926,8 +964,9 @@ func (k *Kafka) txnClient(ctx context.Context) (*kgo.Client, error) {
 // Read implements the log port: the aggregate's records at offsets from
 // `from` on, up to the partition's last stable offset as of the call, read
 // with read_committed. Records of a save that lost are included (readers
-// apply Sequencer); records of the aggregate that are not snaplog events are
-// an error naming their topic, partition and offset.
+// apply Sequencer). Records under the aggregate's key that are not snaplog
+// events (FromRecord) are skipped, counted in Tail.Skipped and logged with
+// their topic, partition and offset.
 func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (Tail, error) {
 	if from < 0 {
 		return Tail{}, fmt.Errorf("log: read %s %s: negative offset %d", aggregateType, aggregateID, from)
@@ -951,7 +990,10 @@ func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid
 		}
 		e, err := fromRecord(r)
 		if err != nil {
-			return err
+			tail.Skipped++
+			k.cfg.logger.Warn("record skipped", slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)),
+				slog.Int64("offset", r.Offset), slog.Any("error", err))
+			return nil
 		}
 		tail.Events = append(tail.Events, e)
 		return nil
@@ -972,6 +1014,7 @@ func toRecord(topic string, p int32, key []byte, e *Event) *kgo.Record {
 	add(HeaderVersion, strconv.FormatInt(e.AggregateVersion, 10))
 	add(HeaderExpected, strconv.FormatInt(e.Expected, 10))
 	add(HeaderSave, e.Save.String())
+	add(HeaderSaveEvents, strconv.Itoa(e.SaveEvents))
 	add(HeaderOccurredAt, e.OccurredAt.UTC().Format(time.RFC3339Nano))
 	if e.ContentType != "" {
 		add(HeaderContentType, e.ContentType)
@@ -995,18 +1038,45 @@ func toRecord(topic string, p int32, key []byte, e *Event) *kgo.Record {
 	}
 }
 
-// FromRecord decodes a snaplog event from a Kafka record. It fails, naming
-// the header, on a record that is not one.
+// Record returns the Kafka record an event is stored as in topic, at the
+// event's position: the inverse of FromRecord.
+func Record(topic string, e Event) *kgo.Record {
+	r := toRecord(topic, e.Position.Partition, Key(e.AggregateID), &e)
+	r.Offset = e.Position.Offset
+	return r
+}
+
+// FromRecord decodes a snaplog event from a Kafka record. It is the one
+// definition of which records are an aggregate's events, shared by every
+// reader: the record's key is the aggregate id in the canonical form of
+// [Key] (lower-case, with dashes), and its headers are a snaplog event's
+// with consistent versions. Any other record is not an event: FromRecord
+// returns an error wrapping ErrNotEvent that says why, and the record is
+// never applied to an aggregate. A key in another spelling of an id (upper
+// case, no dashes, braces) is not that aggregate's key: the record lies
+// elsewhere in the partition order of other clients' partitioners, and
+// readers that filter by key never see it.
 func FromRecord(r *kgo.Record) (Event, error) { return fromRecord(r) }
 
 func fromRecord(r *kgo.Record) (Event, error) {
+	e, err := decodeRecord(r)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %s/%d@%d: %w", ErrNotEvent, r.Topic, r.Partition, r.Offset, err)
+	}
+	return e, nil
+}
+
+func decodeRecord(r *kgo.Record) (Event, error) {
 	e := Event{
 		Payload:  r.Value,
 		Position: Position{Partition: r.Partition, Offset: r.Offset},
 	}
 	var err error
 	if e.AggregateID, err = uuid.ParseBytes(r.Key); err != nil {
-		return Event{}, fmt.Errorf("not a snaplog event: key %q is not an aggregate id: %w", r.Key, err)
+		return Event{}, fmt.Errorf("key %q is not an aggregate id", r.Key)
+	}
+	if canonical := Key(e.AggregateID); !bytes.Equal(canonical, r.Key) {
+		return Event{}, fmt.Errorf("key %q is not an aggregate id in canonical form (%s)", r.Key, canonical)
 	}
 	seen := 0
 	for _, h := range r.Headers {
@@ -1030,6 +1100,9 @@ func fromRecord(r *kgo.Record) (Event, error) {
 		case HeaderSave:
 			e.Save, err = uuid.Parse(v)
 			seen |= 32
+		case HeaderSaveEvents:
+			e.SaveEvents, err = strconv.Atoi(v)
+			seen |= 128
 		case HeaderOccurredAt:
 			e.OccurredAt, err = time.Parse(time.RFC3339Nano, v)
 			seen |= 64
@@ -1048,20 +1121,24 @@ func fromRecord(r *kgo.Record) (Event, error) {
 			}
 		}
 		if err != nil {
-			return Event{}, fmt.Errorf("not a snaplog event: header %s=%q: %w", h.Key, v, err)
+			return Event{}, fmt.Errorf("header %s=%q: %w", h.Key, v, err)
 		}
 	}
-	if seen != 127 {
+	if seen != 255 {
 		var missing []string
-		for i, name := range []string{HeaderEventID, HeaderEventType, HeaderAggregateType, HeaderVersion, HeaderExpected, HeaderSave, HeaderOccurredAt} {
+		for i, name := range []string{HeaderEventID, HeaderEventType, HeaderAggregateType, HeaderVersion, HeaderExpected, HeaderSave, HeaderOccurredAt, HeaderSaveEvents} {
 			if seen&(1<<i) == 0 {
 				missing = append(missing, name)
 			}
 		}
-		return Event{}, fmt.Errorf("not a snaplog event: missing headers %s", strings.Join(missing, ", "))
+		return Event{}, fmt.Errorf("missing headers %s", strings.Join(missing, ", "))
 	}
-	if e.AggregateVersion < 1 || e.Expected < 0 || e.Expected >= e.AggregateVersion {
-		return Event{}, fmt.Errorf("not a snaplog event: version %d with expected version %d", e.AggregateVersion, e.Expected)
+	if e.Expected < 0 || e.SaveEvents < 1 || e.SaveEvents > MaxSaveEvents ||
+		e.AggregateVersion <= e.Expected || e.AggregateVersion > e.Expected+int64(e.SaveEvents) {
+		return Event{}, fmt.Errorf("version %d, expected version %d and save of %d events do not fit", e.AggregateVersion, e.Expected, e.SaveEvents)
+	}
+	if e.Save == uuid.Nil || e.ID == uuid.Nil {
+		return Event{}, fmt.Errorf("nil event or save id")
 	}
 	return e, nil
 }

@@ -76,7 +76,7 @@ func TestKafkaSurvivesBrokerRestart(t *testing.T) {
 					for _, e := range tail.Events {
 						seq.Next(e)
 					}
-					version, readTo = seq.Version, tail.End
+					version, readTo = seq.Version, seq.Resume(tail.End)
 					continue
 				}
 				version, readTo = out[0].AggregateVersion, out[0].Position.Offset+1

@@ -178,7 +178,7 @@ func TestKafkaRecordsAreReadableWithoutSnaplog(t *testing.T) {
 	}
 	for k, want := range map[string]string{
 		log.HeaderEventID: evs[0].ID.String(), log.HeaderEventType: evs[0].Type, log.HeaderAggregateType: "Order",
-		log.HeaderVersion: "1", log.HeaderExpected: "0", log.HeaderSave: evs[0].ID.String(),
+		log.HeaderVersion: "1", log.HeaderExpected: "0", log.HeaderSave: out[0].Save.String(), log.HeaderSaveEvents: "2",
 		log.HeaderContentType: "application/json", log.HeaderCorrelationID: evs[0].Metadata.CorrelationID.String(),
 		log.HeaderCausationID: evs[0].Metadata.CausationID.String(), log.HeaderMetaPrefix + "tenant": "acme",
 		log.HeaderOccurredAt: evs[0].OccurredAt.Format(time.RFC3339Nano),

@@ -72,7 +72,7 @@ func TestKafkaConcurrencyTorture(t *testing.T) {
 						for _, e := range tail.Events {
 							seq.Next(e)
 						}
-						k = known{seq.Version, tail.End}
+						k = known{seq.Version, seq.Resume(tail.End)}
 					}
 					n := 1 + rng.IntN(3)
 					evs := logtest.Events(typ, id, k.version, n)

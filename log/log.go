@@ -74,11 +74,13 @@ type Event struct {
 	// ignored on input.
 	Position Position
 	// Expected is the aggregate version the save that wrote this event
-	// expected, and Save identifies that save (the id of its first event).
-	// Append sets both; readers use them to tell winners from losers (see
+	// expected, Save identifies that save (Expected.Save of its Append) and
+	// SaveEvents is how many events it has. Append sets them; readers use
+	// them to tell winners from losers and to know where a save ends (see
 	// Sequencer).
-	Expected int64
-	Save     uuid.UUID
+	Expected   int64
+	Save       uuid.UUID
+	SaveEvents int
 }
 
 // Expected is what the caller of Append knows about the aggregate.
@@ -89,8 +91,18 @@ type Expected struct {
 	// ReadTo is the Tail.End of the caller's last Read of the aggregate (or
 	// of its last successful Append): the offset up to which the caller has
 	// seen the aggregate's partition. A log may use it to bound the work of
-	// checking the expected version; 0 means "from the start".
+	// checking the expected version; 0 means "from the start". The
+	// repository passes Sequencer.Resume of its read, an offset at which the
+	// aggregate was at Version with no save of it incomplete.
 	ReadTo int64
+	// Save identifies the save. An Append that failed with an error other
+	// than a conflict may or may not have stored its events; retried with
+	// the same Save, the same Version and ReadTo and the same events, it is
+	// the same save: it succeeds if either attempt won and reports a
+	// conflict if the save lost, and readers apply the save's events once.
+	// uuid.Nil: the Append draws a new random id, and a retry of it is a
+	// new save.
+	Save uuid.UUID
 }
 
 // Tail is what Read returns: the aggregate's events at or after the offset
@@ -107,6 +119,9 @@ type Tail struct {
 	// through, the aggregate's own and other aggregates'. It measures the
 	// cost of a read.
 	Scanned int64
+	// Skipped is the number of records under the aggregate's key that are
+	// not snaplog events (see FromRecord): no reader applies them.
+	Skipped int64
 }
 
 // Validate checks events for Append: each names the same aggregate, has an
@@ -124,6 +139,9 @@ func Validate(aggregateType string, aggregateID uuid.UUID, expected int64, event
 	if len(events) == 0 {
 		return fmt.Errorf("%w: %s %s: no events to append", ErrInvalidEvent, aggregateType, aggregateID)
 	}
+	if len(events) > MaxSaveEvents {
+		return fmt.Errorf("%w: %s %s: %d events in one save, at most %d", ErrInvalidEvent, aggregateType, aggregateID, len(events), MaxSaveEvents)
+	}
 	for i, e := range events {
 		where := fmt.Sprintf("%s %s event %d", aggregateType, aggregateID, i)
 		switch {
@@ -140,37 +158,4 @@ func Validate(aggregateType string, aggregateID uuid.UUID, expected int64, event
 		}
 	}
 	return nil
-}
-
-// Sequencer decides, in log order, which stored events of one aggregate are
-// part of it. Every reader applies the same rule, so they all agree:
-//
-//   - the first event of a save (AggregateVersion == Expected+1) is accepted
-//     when the aggregate is at Expected: the first save to claim a version
-//     wins;
-//   - a later event of a save is accepted when the previous accepted event
-//     belongs to the same save and it is the next version;
-//   - every other event is rejected: it belongs to a save that lost the race
-//     for its versions, or that expected a version the aggregate never had.
-//     Its writer got a conflict error.
-//
-// A log with a conditional append (Memory) stores no losers; a log without one
-// (Kafka) stores them and relies on this rule. The zero Sequencer is at
-// version 0, before an aggregate's first event.
-type Sequencer struct {
-	Version int64     // the version reached
-	Save    uuid.UUID // the save of the last accepted event
-}
-
-// Next applies the rule to the next stored event of the aggregate and
-// reports whether the event is part of the aggregate.
-func (s *Sequencer) Next(e Event) bool {
-	if e.AggregateVersion != s.Version+1 {
-		return false
-	}
-	if e.AggregateVersion == e.Expected+1 || (s.Save != uuid.Nil && e.Save == s.Save) {
-		s.Version, s.Save = e.AggregateVersion, e.Save
-		return true
-	}
-	return false
 }

@@ -75,7 +75,8 @@ func (m *Memory) topic(aggregateType string) *memTopic {
 // It fails with a *ConflictError when the aggregate is not at
 // expected.Version, and with an error wrapping ErrInvalidEvent when the events
 // are malformed (see Validate). On success it returns the events with their
-// positions set.
+// positions set. An Append with the Save id and the events of one that
+// already succeeded (a retry) succeeds again without storing anything.
 func (m *Memory) Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected Expected, events []Event) ([]Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -91,6 +92,21 @@ func (m *Memory) Append(ctx context.Context, aggregateType string, aggregateID u
 	if agg != nil {
 		actual = int64(len(agg.offsets))
 	}
+	if expected.Save != uuid.Nil && agg != nil && actual >= expected.Version+int64(len(events)) {
+		part := &t.parts[Partition(aggregateID, m.partitions)]
+		stored := make([]Event, len(events))
+		same := true
+		for i := range events {
+			e := part.records[agg.offsets[expected.Version+int64(i)]]
+			same = same && e.Save == expected.Save && e.ID == events[i].ID && e.Expected == expected.Version
+			e.Payload = slices.Clone(e.Payload)
+			e.Metadata.Values = cloneMap(e.Metadata.Values)
+			stored[i] = e
+		}
+		if same {
+			return stored, nil
+		}
+	}
 	if actual != expected.Version {
 		return nil, &ConflictError{AggregateType: aggregateType, AggregateID: aggregateID, Expected: expected.Version, Actual: actual}
 	}
@@ -100,10 +116,14 @@ func (m *Memory) Append(ctx context.Context, aggregateType string, aggregateID u
 	}
 	p := Partition(aggregateID, m.partitions)
 	part := &t.parts[p]
+	save := expected.Save
+	if save == uuid.Nil {
+		save = uuid.New()
+	}
 	out := make([]Event, len(events))
 	for i, e := range events {
 		e.Position = Position{Partition: p, Offset: int64(len(part.records))}
-		e.Expected, e.Save = expected.Version, events[0].ID
+		e.Expected, e.Save, e.SaveEvents = expected.Version, save, len(events)
 		e.Payload = slices.Clone(e.Payload)
 		e.Metadata.Values = cloneMap(e.Metadata.Values)
 		part.records = append(part.records, e)

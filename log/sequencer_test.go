@@ -7,48 +7,90 @@ import (
 	"github.com/snaplog/snaplog/log"
 )
 
+// rec is one record of a save in a table test: the save, the version it
+// expected, its event count, and the record's index in it.
+type rec struct {
+	save     int
+	expected int64
+	count    int
+	index    int
+}
+
 func TestSequencer(t *testing.T) {
-	s1, s2, s3 := uuid.New(), uuid.New(), uuid.New()
-	ev := func(v, expected int64, save uuid.UUID) log.Event {
-		return log.Event{AggregateVersion: v, Expected: expected, Save: save}
-	}
+	saves := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+	A, R, H, I := log.Accepted, log.Rejected, log.Held, log.Ignored
 	for _, tc := range []struct {
-		name   string
-		events []log.Event
-		want   []bool
-		final  int64
+		name  string
+		start int64
+		recs  []rec
+		want  []log.Outcome
+		final int64
 	}{
-		{"single-event saves in order", []log.Event{ev(1, 0, s1), ev(2, 1, s2), ev(3, 2, s3)},
-			[]bool{true, true, true}, 3},
-		{"racing creates: the first wins", []log.Event{ev(1, 0, s1), ev(1, 0, s2)},
-			[]bool{true, false}, 1},
-		{"multi-event save", []log.Event{ev(1, 0, s1), ev(2, 0, s1), ev(3, 0, s1)},
-			[]bool{true, true, true}, 3},
-		{"a losing multi-event save is rejected whole, even interleaved", []log.Event{
-			ev(6, 5, s1), ev(6, 5, s2), ev(7, 5, s2), ev(7, 5, s1)},
-			[]bool{true, false, false, true}, 7},
-		{"a loser's later event at the next version is still rejected", []log.Event{
-			ev(6, 5, s1), ev(6, 5, s2), ev(7, 5, s2)},
-			[]bool{true, false, false}, 6},
-		{"a save built on the winner goes on", []log.Event{
-			ev(6, 5, s1), ev(6, 5, s2), ev(7, 6, s3)},
-			[]bool{true, false, true}, 7},
-		{"a save that expected a version never reached is rejected", []log.Event{ev(6, 5, s1), ev(9, 8, s2)},
-			[]bool{true, false}, 6},
+		{"single-event saves in order", 0, []rec{{0, 0, 1, 0}, {1, 1, 1, 0}, {2, 2, 1, 0}},
+			[]log.Outcome{A, A, A}, 3},
+		{"racing creates: the first wins", 0, []rec{{0, 0, 1, 0}, {1, 0, 1, 0}},
+			[]log.Outcome{A, I}, 1},
+		{"a multi-event save is decided by its last record", 0, []rec{{0, 0, 3, 0}, {0, 0, 3, 1}, {0, 0, 3, 2}},
+			[]log.Outcome{H, H, A}, 3},
+		{"interleaved saves: the first to complete wins", 5, []rec{{0, 5, 2, 0}, {1, 5, 2, 0}, {1, 5, 2, 1}, {0, 5, 2, 1}},
+			[]log.Outcome{H, H, A, I}, 7},
+		{"a record between a save's records claiming its second version", 0, []rec{{0, 0, 2, 0}, {1, 1, 1, 0}, {0, 0, 2, 1}},
+			[]log.Outcome{H, R, A}, 2},
+		{"a save built on the winner goes on", 5, []rec{{0, 5, 1, 0}, {1, 5, 1, 0}, {2, 6, 1, 0}},
+			[]log.Outcome{A, I, A}, 7},
+		{"a save that expected a version never reached is rejected", 5, []rec{{0, 5, 1, 0}, {1, 8, 1, 0}},
+			[]log.Outcome{A, R}, 6},
+		{"a retry of a landed save is the same save, whatever follows", 1, []rec{{0, 1, 1, 0}, {0, 1, 2, 0}, {0, 1, 2, 1}},
+			[]log.Outcome{A, I, I}, 2},
+		{"a copy of a multi-event save after it won is ignored", 0, []rec{{0, 0, 2, 0}, {0, 0, 2, 1}, {0, 0, 2, 0}, {0, 0, 2, 1}},
+			[]log.Outcome{H, A, I, I}, 2},
+		{"a second copy completes what the first left open", 0, []rec{{0, 0, 2, 0}, {0, 0, 2, 0}, {0, 0, 2, 1}},
+			[]log.Outcome{H, I, A}, 2},
+		{"a tail without its head is ignored", 0, []rec{{0, 0, 2, 1}, {1, 0, 1, 0}},
+			[]log.Outcome{I, A}, 1},
+		{"records out of order do not complete a save", 0, []rec{{0, 0, 3, 0}, {0, 0, 3, 2}, {0, 0, 3, 1}},
+			[]log.Outcome{H, I, H}, 0},
+		{"an accepted save drops the saves begun before it", 0, []rec{{0, 1, 2, 0}, {1, 0, 1, 0}, {0, 1, 2, 1}},
+			[]log.Outcome{H, A, I}, 1},
+		{"an incomplete save claims nothing", 0, []rec{{0, 0, 2, 0}, {1, 0, 1, 0}},
+			[]log.Outcome{H, A}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := log.Sequencer{Version: 5}
-			if tc.events[0].AggregateVersion == 1 {
-				s = log.Sequencer{}
-			}
-			for i, e := range tc.events {
-				if got := s.Next(e); got != tc.want[i] {
-					t.Fatalf("event %d (v%d expected %d): accepted %v, want %v", i, e.AggregateVersion, e.Expected, got, tc.want[i])
+			s := log.Sequencer{Version: tc.start}
+			for i, r := range tc.recs {
+				e := log.Event{ID: uuid.New(), Save: saves[r.save], Expected: r.expected, SaveEvents: r.count,
+					AggregateVersion: r.expected + int64(r.index) + 1, Position: log.Position{Offset: int64(i)}}
+				got, evs := s.Next(e)
+				if got != tc.want[i] {
+					t.Fatalf("record %d %+v: %s, want %s", i, r, got, tc.want[i])
+				}
+				if got == log.Accepted && len(evs) != r.count {
+					t.Fatalf("record %d: accepted %d events, want %d", i, len(evs), r.count)
 				}
 			}
 			if s.Version != tc.final {
 				t.Fatalf("final version %d, want %d", s.Version, tc.final)
 			}
 		})
+	}
+}
+
+func TestSequencerForgetsSavesBeyondTheSpan(t *testing.T) {
+	save := uuid.New()
+	var s log.Sequencer
+	ev := func(off int64, index int) log.Event {
+		return log.Event{ID: uuid.New(), Save: save, SaveEvents: 2, AggregateVersion: int64(index) + 1, Position: log.Position{Offset: off}}
+	}
+	if o, _ := s.Next(ev(10, 0)); o != log.Held {
+		t.Fatalf("first record: %s", o)
+	}
+	if got := s.Resume(50); got != 10 {
+		t.Fatalf("Resume with a save open since 10: %d", got)
+	}
+	if got := s.Resume(11 + log.SaveSpan); got != 11+log.SaveSpan {
+		t.Fatalf("Resume past the span: %d", got)
+	}
+	if o, _ := s.Next(ev(11+log.SaveSpan, 1)); o != log.Ignored || s.Version != 0 {
+		t.Fatalf("record past the span: %s at version %d", o, s.Version)
 	}
 }

@@ -24,7 +24,7 @@ func BenchmarkStateMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		st := &partState{aggs: make(map[uuid.UUID]*aggState)}
 		for k := 0; k < n; k++ {
-			st.aggs[uuid.New()] = &aggState{state: value{int64(k), 1}, version: 1, save: uuid.New(),
+			st.aggs[uuid.New()] = &aggState{state: value{int64(k), 1}, seq: log.Sequencer{Version: 1}, save: uuid.New(),
 				last: log.Position{Offset: int64(k)}, snapVersion: 1, used: time.Now()}
 		}
 		runtime.GC()

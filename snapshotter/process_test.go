@@ -207,8 +207,8 @@ func verifyTopic(t *testing.T, e *env) (snaps, checkpoints int) {
 				sq = &log.Sequencer{}
 				seqs[ev.AggregateID] = sq
 			}
-			if sq.Next(ev) {
-				history[ev.AggregateID] = append(history[ev.AggregateID], step{r.Offset, ev.AggregateVersion})
+			if out, evs := sq.Next(ev); out == log.Accepted {
+				history[ev.AggregateID] = append(history[ev.AggregateID], step{r.Offset, evs[len(evs)-1].AggregateVersion})
 			}
 			return nil
 		}); err != nil {

@@ -69,15 +69,15 @@ type partState struct {
 // aggState is one aggregate's state as the snapshotter holds it.
 type aggState struct {
 	state       any
-	version     int64
-	save        uuid.UUID
+	seq         log.Sequencer // the winner rule's state: the version reached, saves incomplete
+	save        uuid.UUID     // the save of the event at last
 	last        log.Position
 	snapVersion int64 // the version of its latest committed snapshot
 	failed      error // an event could not be applied: no longer snapshotted
 	used        time.Time
 }
 
-func (a *aggState) dirty() bool { return a.failed == nil && a.version > a.snapVersion }
+func (a *aggState) dirty() bool { return a.failed == nil && a.seq.Version > a.snapVersion }
 
 type counters struct {
 	snapshots, checkpoints, applyFailures, aborted, eventsApplied, replays atomic.Uint64
@@ -356,32 +356,30 @@ func (s *Snapshotter) process(ctx context.Context, fetches kgo.Fetches) {
 func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.Record) {
 	e, err := log.FromRecord(r)
 	if err != nil {
-		id, idErr := uuid.ParseBytes(r.Key)
-		if idErr != nil {
-			s.fail(st, r, uuid.Nil, nil, err) // no aggregate's: no reader counts it
-			return
-		}
-		a := s.agg(ctx, st, id, r.Offset)
-		s.fail(st, r, id, a, err)
+		// Not an event of any aggregate (log.FromRecord is the definition
+		// every reader shares): counted and logged, never applied.
+		s.fail(st, r, uuid.Nil, nil, err)
 		return
 	}
 	a := s.agg(ctx, st, e.AggregateID, r.Offset)
 	if a.failed != nil {
 		return
 	}
-	seq := log.Sequencer{Version: a.version, Save: a.save}
-	if !seq.Next(e) {
-		return // a save that lost the race for its versions, or seen already
+	before := a.seq.Version
+	out, accepted := a.seq.Next(e)
+	if out != log.Accepted {
+		return // part of a save not complete yet, a save that lost, or seen already
 	}
-	next, err := st.typ.apply(a.state, e)
-	if err != nil {
-		s.fail(st, r, e.AggregateID, a, err)
-		return
+	for _, ae := range accepted {
+		next, err := st.typ.apply(a.state, ae)
+		if err != nil {
+			s.fail(st, r, e.AggregateID, a, fmt.Errorf("%s/%d@%d: %w", st.topic, st.p, ae.Position.Offset, err))
+			return
+		}
+		a.state, a.save, a.last = next, ae.Save, ae.Position
+		s.stats.eventsApplied.Add(1)
 	}
-	before := a.version
-	a.state, a.version, a.save, a.last = next, e.AggregateVersion, e.Save, e.Position
-	s.stats.eventsApplied.Add(1)
-	if n := s.cfg.threshold; a.version/n > before/n && a.version/n > a.snapVersion/n {
+	if n := s.cfg.threshold; a.seq.Version/n > before/n && a.seq.Version/n > a.snapVersion/n {
 		st.pending[e.AggregateID] = struct{}{}
 	}
 }
@@ -425,7 +423,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, befo
 	}
 	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
 		if state, rerr := st.typ.fromRecord(snap.State); rerr == nil {
-			a.state, a.version, a.save, a.last, a.snapVersion = state, snap.Version, snap.Save, snap.Position, snap.Version
+			a.state, a.seq, a.save, a.last, a.snapVersion = state, log.Sequencer{Version: snap.Version}, snap.Save, snap.Position, snap.Version
 			return a
 		}
 	}
@@ -443,17 +441,19 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, befo
 		a.failed = fmt.Errorf("replay before the checkpoint: %w", rerr)
 		return a
 	}
-	var seq log.Sequencer
 	for _, e := range tail.Events {
-		if e.Position.Offset >= before || !seq.Next(e) {
-			continue
+		if e.Position.Offset >= before {
+			break
 		}
-		next, aerr := st.typ.apply(a.state, e)
-		if aerr != nil {
-			a.failed = fmt.Errorf("replay: %s/%d@%d: %w", st.topic, st.p, e.Position.Offset, aerr)
-			return a
+		_, accepted := a.seq.Next(e)
+		for _, ae := range accepted {
+			next, aerr := st.typ.apply(a.state, ae)
+			if aerr != nil {
+				a.failed = fmt.Errorf("replay: %s/%d@%d: %w", st.topic, st.p, ae.Position.Offset, aerr)
+				return a
+			}
+			a.state, a.save, a.last = next, ae.Save, ae.Position
 		}
-		a.state, a.version, a.save, a.last = next, e.AggregateVersion, e.Save, e.Position
 	}
 	return a
 }
@@ -500,7 +500,7 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 				return
 			}
 			snaps = append(snaps, captured{st, id, snapshots.Snapshot{
-				AggregateID: id, AggregateType: st.typ.name, Version: a.version, SchemaVersion: st.typ.schemaVersion,
+				AggregateID: id, AggregateType: st.typ.name, Version: a.seq.Version, SchemaVersion: st.typ.schemaVersion,
 				CreatedAt: now.UTC(), Position: a.last, Save: a.save, State: rec,
 			}})
 		}
@@ -515,8 +515,15 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 				}
 			}
 		}
-		if checkpoint && (st.next != st.checkpoint || st.due || all) {
-			cp := snapshots.Checkpoint{EventsTopic: st.topic, EventsPartition: st.p, Offset: st.next, Owner: s.group, WrittenAt: now.UTC()}
+		// A checkpoint stands where no save of an aggregate is incomplete
+		// (Sequencer.Resume): a load that starts at it with the snapshot's
+		// version decides every later record as a full replay does.
+		at := st.next
+		for _, a := range st.aggs {
+			at = min(at, a.seq.Resume(st.next))
+		}
+		if checkpoint && (at != st.checkpoint || st.due || all) {
+			cp := snapshots.Checkpoint{EventsTopic: st.topic, EventsPartition: st.p, Offset: at, Owner: s.group, WrittenAt: now.UTC()}
 			for id, a := range st.aggs {
 				if a.failed != nil {
 					cp.Unsnapshotted = append(cp.Unsnapshotted, id)
@@ -643,7 +650,7 @@ func (s *Snapshotter) evict() {
 	var cands []cand
 	for _, st := range s.parts {
 		for id, a := range st.aggs {
-			if !a.dirty() && a.failed == nil {
+			if !a.dirty() && a.failed == nil && a.seq.Incomplete() == 0 {
 				cands = append(cands, cand{st, id, a.used})
 			}
 		}

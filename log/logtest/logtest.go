@@ -45,6 +45,7 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 		{"InvalidEventsRefused", testInvalid},
 		{"ReturnedEventsDoNotAlias", testNoAlias},
 		{"CanceledContext", testCanceled},
+		{"RetryIsTheSameSave", testRetry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -392,5 +393,51 @@ func testCanceled(t *testing.T, l Log) {
 	}
 	if _, err := l.Read(c, typ, id, 0); err == nil {
 		t.Fatal("Read with a canceled context succeeded")
+	}
+}
+
+// testRetry: an Append retried with the same save id, expected version and
+// events (after an unknown outcome) succeeds with the first attempt's
+// positions and stores nothing twice; a retry of a save that lost, or a save
+// id reused for other events, is a conflict.
+func testRetry(t *testing.T, l Log) {
+	typ, id := Type(), uuid.New()
+	mustAppend(t, l, typ, id, 0, Events(typ, id, 0, 1))
+	read := mustRead(t, l, typ, id, 0)
+	save := uuid.New()
+	evs := Events(typ, id, 1, 2)
+	exp := log.Expected{Version: 1, ReadTo: read.End, Save: save}
+	first, err := l.Append(ctx(t), typ, id, exp, slices.Clone(evs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Append(ctx(t), typ, id, exp, slices.Clone(evs))
+	if err != nil {
+		t.Fatalf("retry of a save that won: %v", err)
+	}
+	for i := range first {
+		if again[i].Position != first[i].Position || again[i].Save != save {
+			t.Fatalf("retry event %d at %s save %s, first attempt at %s", i, again[i].Position, again[i].Save, first[i].Position)
+		}
+	}
+	w := Winners(t, mustRead(t, l, typ, id, 0).Events)
+	if len(w) != 3 || w[1].ID != evs[0].ID || w[2].ID != evs[1].ID {
+		t.Fatalf("history of %d events after a retry, want 3", len(w))
+	}
+	// The same save id with other events is another save: it lost.
+	other := Events(typ, id, 1, 2)
+	if _, err := l.Append(ctx(t), typ, id, exp, other); !errors.Is(err, log.ErrConflict) {
+		t.Fatalf("save id reused for other events: %v, want a conflict", err)
+	}
+	// A save that lost stays lost when retried.
+	lost := log.Expected{Version: 1, ReadTo: read.End, Save: uuid.New()}
+	late := Events(typ, id, 1, 1)
+	for try := 0; try < 2; try++ {
+		if _, err := l.Append(ctx(t), typ, id, lost, slices.Clone(late)); !errors.Is(err, log.ErrConflict) {
+			t.Fatalf("try %d of a save that lost: %v, want a conflict", try, err)
+		}
+	}
+	if w := Winners(t, mustRead(t, l, typ, id, 0).Events); len(w) != 3 {
+		t.Fatalf("history of %d events, want 3", len(w))
 	}
 }

@@ -19,9 +19,20 @@
 // Concurrency: Append takes the version the caller expects the aggregate to
 // be at. When writers race at the same expected version exactly one wins;
 // every other one gets a [*ConflictError] (errors.Is(err, ErrConflict)) and
-// none of its events is ever returned by Read.
+// none of its events is ever part of the aggregate: a log without a
+// conditional append (Kafka) stores the losers' records too, and every
+// reader tells winners from losers with the one rule of [Sequencer], applied
+// to the records [FromRecord] accepts as the aggregate's. It holds for any
+// sequence of records a topic can hold, whoever produced them.
 //
-// Atomicity: the events of one Append become visible together or not at all.
+// Atomicity: the events of one Append become part of the aggregate together
+// or not at all.
+//
+// Retries: an Append that failed with an error other than a conflict may or
+// may not have stored its events. Retried with the same [Expected] (its Save
+// id included) and the same events, it is the same save: it succeeds if the
+// save won and reports a conflict if it lost, and its events are applied
+// once.
 //
 // Durability: [Memory] keeps everything in process memory and loses it when
 // the process ends. It is the embedded default, for tests and for running

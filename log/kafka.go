@@ -64,13 +64,15 @@ const DefaultTopicPrefix = "snaplog.events."
 //
 // Kafka has no conditional append. Kafka implements Append's optimistic
 // concurrency with a rule that every reader applies (Sequencer): each record
-// carries the version its save expected and the save's id; the first save to
-// claim a version wins. After its records are acknowledged, Append reads the
-// aggregate's partition from the caller's Expected.ReadTo up to its own first
-// record to learn whether it won, and reports a *ConflictError if it did not.
-// A one-event save is one record; a save of several events is one Kafka
-// transaction, and Read uses read_committed, so readers see all of a save or
-// none of it.
+// carries the version its save expected, the save's id and its event count;
+// a save is decided when its last record arrives, and wins when the
+// aggregate is then at the version it expected. After its records are
+// acknowledged, Append reads the aggregate's partition from the caller's
+// Expected.ReadTo up to its own last record to learn whether its save won
+// (by these records or by an earlier copy of the same save: a retry), and
+// reports a *ConflictError if it did not. A one-event save is one record; a
+// save of several events is one Kafka transaction, and Read uses
+// read_committed.
 //
 // Producers are idempotent with acks=all. Kafka owns its clients, built from
 // the kgo options given to NewKafka, and closes them in Close.
@@ -87,9 +89,10 @@ type Kafka struct {
 	txnMu    sync.Mutex
 	txnCount int
 
-	mu       sync.Mutex
-	topics   map[string]*kafkaTopic
-	checkers map[string]*topicChecker
+	mu         sync.Mutex
+	topics     map[string]*kafkaTopic
+	checkers   map[string]*topicChecker
+	placements map[string]*topicPlacement // by aggregate type (placement.go)
 
 	ctx       context.Context // ends at Close; bounds the goroutines the log owns
 	cancel    context.CancelFunc
@@ -108,6 +111,7 @@ type kafkaConfig struct {
 	txnProducers int
 	txnPrefix    string
 	logger       *slog.Logger
+	placements   map[string]int32 // declared with WithPlacement, by aggregate type
 	errs         []error
 }
 
@@ -313,6 +317,9 @@ func (k *Kafka) topic(ctx context.Context, aggregateType string, create bool) (*
 	t := k.topics[aggregateType]
 	k.mu.Unlock()
 	if t != nil {
+		if err := k.recheckPlacement(ctx, aggregateType, t, false); err != nil {
+			return nil, err // I9: the partition count changed
+		}
 		return t, nil
 	}
 	name := k.Topic(aggregateType)
@@ -331,6 +338,9 @@ func (k *Kafka) topic(ctx context.Context, aggregateType string, create bool) (*
 	}
 	if err := k.checkConfig(ctx, name); err != nil {
 		return nil, err
+	}
+	if err := k.placeTopic(ctx, aggregateType, t); err != nil {
+		return nil, err // I9: not partitioned as its aggregates were placed
 	}
 	k.mu.Lock()
 	if have := k.topics[aggregateType]; have != nil {
@@ -352,10 +362,18 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("log: create topic %s: %w", name, err)
 	}
+	created := err == nil
 	k.cfg.logger.Info("created events topic", slog.String("topic", name), slog.Int("partitions", int(k.cfg.partitions)))
 	// Metadata reaches every broker shortly after creation.
 	for i := 0; i < 100; i++ {
 		if t, err := kread.Describe(ctx, k.cl, name); err == nil && t.Led() {
+			if !created {
+				return nil // its creator places it, or the first use does
+			}
+			// The topic's first record: its placement (placement.go).
+			if _, err := writePlacement(ctx, k.cl, t); err != nil {
+				return fmt.Errorf("log: topic %s created; write its placement record: %w", name, err)
+			}
 			return nil
 		}
 		select {

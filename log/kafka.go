@@ -863,7 +863,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 			return err
 		}
 		if w.index != nil {
-			c.seq, c.from = w.index[string(c.key)], w.start
+			c.seq, c.from = w.index[string(c.key)].Clone(), w.start
 		}
 	}
 	if c.from < w.start {

@@ -1,6 +1,10 @@
 package log
 
-import "github.com/google/uuid"
+import (
+	"slices"
+
+	"github.com/google/uuid"
+)
 
 // MaxSaveEvents is the most events one Append may store.
 const MaxSaveEvents = 10_000
@@ -165,6 +169,20 @@ func (s *Sequencer) Resume(next int64) int64 {
 		}
 	}
 	return r
+}
+
+// Clone returns a copy of s that shares nothing with it. A plain copy of a
+// Sequencer shares its incomplete saves: apply Next to one copy only.
+func (s Sequencer) Clone() Sequencer {
+	c := Sequencer{Version: s.Version}
+	if len(s.open) > 0 {
+		c.open = make([]openSave, len(s.open))
+		for i, o := range s.open {
+			o.events = slices.Clone(o.events)
+			c.open[i] = o
+		}
+	}
+	return c
 }
 
 // Incomplete reports how many saves of the aggregate are held incomplete.

@@ -9,14 +9,6 @@ import (
 // MaxSaveEvents is the most events one Append may store.
 const MaxSaveEvents = 10_000
 
-// SaveSpan is how far, in offsets of its partition, the records of one save
-// may lie from its first record. A record of a save further than SaveSpan
-// offsets after the save's first record does not count, so a save that never
-// completes is forgotten by every reader after SaveSpan offsets. A save's
-// records are produced together (one record, or one transaction), so in
-// practice they lie a few offsets apart.
-const SaveSpan = 100_000
-
 // Outcome is what the winner rule made of one record of an aggregate.
 type Outcome uint8
 
@@ -32,8 +24,10 @@ const (
 	// Accepted: the record completed a save that won. Its events are the
 	// aggregate's next versions.
 	Accepted
-	// Rejected: the record completed a save that lost: when its last
-	// record arrived, the aggregate was not at the version it expected.
+	// Rejected: the record belongs to a save that lost: it expected a
+	// version the aggregate has not reached. (It cannot reach it while the
+	// save is incomplete: the aggregate moves only when a save is
+	// accepted, and that drops every incomplete save.)
 	Rejected
 )
 
@@ -56,23 +50,26 @@ func (o Outcome) String() string {
 // save's event count (Event.SaveEvents); record i carries version
 // Expected+1+i. The rule, for records in partition order:
 //
-//   - A save is decided when its last missing record arrives, never before:
-//     it is accepted when the aggregate is then at the version the save
-//     expected, and rejected otherwise. An accepted save adds all its events
-//     at once; a rejected one adds none. Each save is thus all or nothing,
-//     and each version has one event: the save that completes first at the
-//     aggregate's version wins.
-//   - A save's records count in version order: a record of a save whose
-//     earlier records were not held, or that repeats one held, is ignored.
-//     So is every record of a save that expected a version the aggregate
-//     has already passed (it can never win: versions only grow), and a
-//     record more than SaveSpan offsets after its save's first record.
+//   - Only a save that expected the aggregate's current version can win.
+//     A record of a save that expected a version the aggregate has passed
+//     is ignored; one of a save that expected a version it has not reached
+//     is rejected.
+//   - A save's records are held, in version order, until its last one
+//     arrives; then the save is accepted and adds all its events at once.
+//     A record of a save whose earlier records are not held, or that
+//     repeats one held, is ignored. Until it is accepted a save adds
+//     nothing: each save is all or nothing, and each version has one
+//     event, that of the save of the current version that completes first.
 //   - When a save is accepted, every other save of the aggregate still
-//     incomplete is dropped. A save begun before the aggregate reached the
-//     version it expected was not built on that version.
+//     incomplete is dropped: it was not built on the new version.
 //
-// A retry of a save (the same save id, the same events) is the same save:
-// whichever copy completes first decides it, and the others are ignored.
+// Copies of a save (a retry: the same save id, expected version and event
+// count) are one save: its records may come from any copy, and once it is
+// accepted every later copy is ignored, as it expected a version the
+// aggregate has passed. The rule keeps no memory of decided saves, so a
+// copy that arrives after an earlier one was rejected is decided again;
+// only records out of their producers' order can make it win (an Append's
+// copies all land after the version its caller read).
 //
 // A log with a conditional append (Memory) stores no losers; a log without
 // one (Kafka) stores them and relies on this rule. The zero Sequencer is at
@@ -98,23 +95,12 @@ func (o *openSave) first() int64 { return o.events[0].Position.Offset }
 // partition order. With Accepted it also returns the events of the save the
 // event completed, in version order.
 func (s *Sequencer) Next(e Event) (Outcome, []Event) {
-	off := e.Position.Offset
-	// Forget saves that can no longer complete.
-	kept := s.open[:0]
-	for _, o := range s.open {
-		if off-o.first() <= SaveSpan {
-			kept = append(kept, o)
-		}
-	}
-	clear(s.open[len(kept):])
-	s.open = kept
-
-	if e.Expected < s.Version || e.SaveEvents < 1 {
-		return Ignored, nil
-	}
 	i := int(e.AggregateVersion - e.Expected - 1)
-	if i < 0 || i >= e.SaveEvents {
+	switch {
+	case e.SaveEvents < 1 || i < 0 || i >= e.SaveEvents || e.Expected < s.Version:
 		return Ignored, nil
+	case e.Expected > s.Version:
+		return Rejected, nil
 	}
 	at := -1
 	for j := range s.open {
@@ -143,11 +129,6 @@ func (s *Sequencer) Next(e Event) (Outcome, []Event) {
 			return Held, nil
 		}
 		events = o.events
-		s.open = append(s.open[:at], s.open[at+1:]...)
-		s.open[:cap(s.open)][len(s.open)] = openSave{}
-	}
-	if e.Expected != s.Version {
-		return Rejected, nil
 	}
 	s.Version = e.Expected + int64(len(events))
 	clear(s.open)
@@ -158,15 +139,20 @@ func (s *Sequencer) Next(e Event) (Outcome, []Event) {
 // Resume returns the offset from which reading the aggregate's records again
 // with Sequencer{Version: s.Version} decides every later record as s does,
 // when s has read the aggregate's partition up to (not including) offset
-// next: the first record of the earliest save of the aggregate still
-// incomplete and able to complete, or next when there is none. It is what a
-// writer passes as Expected.ReadTo, and where a checkpoint may stand.
+// next: the first record of the earliest save of the aggregate held
+// incomplete, or next when there is none. It is what a writer passes as
+// Expected.ReadTo, and where a checkpoint may stand.
+//
+// Why: every save held expected the current version and began after the
+// save that brought the aggregate to it (that one dropped the others). A
+// save held at Resume(next) is still held at next (completing, it would
+// have been accepted and dropped the ones held at next), so at
+// Resume(next) nothing begun before it is held, and s was then exactly
+// Sequencer{Version: s.Version}; from there both read the same records.
 func (s *Sequencer) Resume(next int64) int64 {
 	r := next
 	for _, o := range s.open {
-		if f := o.first(); next-f <= SaveSpan && f < r {
-			r = f
-		}
+		r = min(r, o.first())
 	}
 	return r
 }

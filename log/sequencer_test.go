@@ -36,6 +36,8 @@ func TestSequencer(t *testing.T) {
 			[]log.Outcome{H, H, A, I}, 7},
 		{"a record between a save's records claiming its second version", 0, []rec{{0, 0, 2, 0}, {1, 1, 1, 0}, {0, 0, 2, 1}},
 			[]log.Outcome{H, R, A}, 2},
+		{"a save ahead of the aggregate is rejected at its first record", 0, []rec{{0, 1, 2, 0}, {1, 0, 1, 0}, {0, 1, 2, 1}},
+			[]log.Outcome{R, A, I}, 1},
 		{"a save built on the winner goes on", 5, []rec{{0, 5, 1, 0}, {1, 5, 1, 0}, {2, 6, 1, 0}},
 			[]log.Outcome{A, I, A}, 7},
 		{"a save that expected a version never reached is rejected", 5, []rec{{0, 5, 1, 0}, {1, 8, 1, 0}},
@@ -50,7 +52,7 @@ func TestSequencer(t *testing.T) {
 			[]log.Outcome{I, A}, 1},
 		{"records out of order do not complete a save", 0, []rec{{0, 0, 3, 0}, {0, 0, 3, 2}, {0, 0, 3, 1}},
 			[]log.Outcome{H, I, H}, 0},
-		{"an accepted save drops the saves begun before it", 0, []rec{{0, 1, 2, 0}, {1, 0, 1, 0}, {0, 1, 2, 1}},
+		{"an accepted save drops the saves begun before it", 0, []rec{{0, 0, 2, 0}, {1, 0, 1, 0}, {0, 0, 2, 1}},
 			[]log.Outcome{H, A, I}, 1},
 		{"an incomplete save claims nothing", 0, []rec{{0, 0, 2, 0}, {1, 0, 1, 0}},
 			[]log.Outcome{H, A}, 1},
@@ -75,22 +77,24 @@ func TestSequencer(t *testing.T) {
 	}
 }
 
-func TestSequencerForgetsSavesBeyondTheSpan(t *testing.T) {
-	save := uuid.New()
+func TestSequencerResume(t *testing.T) {
+	save, other := uuid.New(), uuid.New()
 	var s log.Sequencer
-	ev := func(off int64, index int) log.Event {
+	ev := func(off int64, save uuid.UUID, index int) log.Event {
 		return log.Event{ID: uuid.New(), Save: save, SaveEvents: 2, AggregateVersion: int64(index) + 1, Position: log.Position{Offset: off}}
 	}
-	if o, _ := s.Next(ev(10, 0)); o != log.Held {
-		t.Fatalf("first record: %s", o)
+	if got := s.Resume(5); got != 5 {
+		t.Fatalf("Resume with nothing held: %d", got)
 	}
+	s.Next(ev(10, save, 0))
+	s.Next(ev(12, other, 0))
 	if got := s.Resume(50); got != 10 {
-		t.Fatalf("Resume with a save open since 10: %d", got)
+		t.Fatalf("Resume with saves held since 10 and 12: %d", got)
 	}
-	if got := s.Resume(11 + log.SaveSpan); got != 11+log.SaveSpan {
-		t.Fatalf("Resume past the span: %d", got)
+	if o, evs := s.Next(ev(60, other, 1)); o != log.Accepted || len(evs) != 2 || s.Incomplete() != 0 {
+		t.Fatalf("completing record: %s, %d events, %d held", o, len(evs), s.Incomplete())
 	}
-	if o, _ := s.Next(ev(11+log.SaveSpan, 1)); o != log.Ignored || s.Version != 0 {
-		t.Fatalf("record past the span: %s at version %d", o, s.Version)
+	if got := s.Resume(61); got != 61 {
+		t.Fatalf("Resume after an accepted save: %d", got)
 	}
 }

@@ -30,10 +30,12 @@ type Snapshotter struct {
 	store  *snapshots.Kafka // the snapshot topics' view, as their owner
 	events *log.Kafka       // reads an aggregate's events when its snapshot is unusable
 
-	mu        sync.Mutex // guards parts, joined and restoring
+	mu        sync.Mutex // guards parts, joined, restoring, refused and stopLoop
 	parts     map[topicPartition]*partState
 	joined    bool
-	restoring int // partitions assigned and not yet restored
+	restoring int              // partitions assigned and not yet restored
+	refused   map[string]error // events topics refused for their placement (placement.go)
+	stopLoop  context.CancelFunc
 
 	stats   counters
 	ran     atomic.Bool
@@ -75,6 +77,10 @@ type aggState struct {
 	snapVersion int64 // the version of its latest committed snapshot
 	failed      error // an event could not be applied: no longer snapshotted
 	used        time.Time
+	// held is set when a checkpoint was held back for a save of the
+	// aggregate still incomplete; if the next checkpoint finds it still
+	// incomplete, the checkpoint lists the aggregate instead of waiting.
+	held bool
 }
 
 func (a *aggState) dirty() bool { return a.failed == nil && a.seq.Version > a.snapVersion }
@@ -137,17 +143,22 @@ func New(group string, types []Type, opts ...Option) (*Snapshotter, error) {
 func (s *Snapshotter) Group() string { return s.group }
 
 // Ready reports whether the snapshotter has joined its group and restored
-// every partition assigned to it.
+// every partition assigned to it, and has refused no events topic.
 func (s *Snapshotter) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.joined && s.restoring == 0
+	return s.joined && s.restoring == 0 && len(s.refused) == 0
 }
 
 // Run consumes and snapshots until ctx ends, then snapshots every dirty
 // aggregate, writes the checkpoints of its partitions, leaves the group and
 // returns nil. It returns early with an error it cannot recover from (the
-// transactional producer failed, a topic is misconfigured). Run may be
+// transactional producer failed, a topic is misconfigured). An events topic
+// whose partition count is not the one its aggregates were placed with
+// (log.ErrPlacement) is refused, at the start or when the growth makes the
+// group rebalance: none of its partitions is snapshotted or checkpointed any
+// more, Ready turns false, and Run snapshots and checkpoints the other
+// topics' partitions as when ctx ends, then returns the refusal. Run may be
 // called once.
 func (s *Snapshotter) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
@@ -162,8 +173,8 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	}
 	defer store.Close()
 	s.store = store
-	events, err := log.NewKafka(log.KafkaClient(s.cfg.clientOpts...), log.WithTopicPrefix(s.cfg.eventPrefix),
-		log.WithAutoCreateTopics(false), log.WithKafkaLogger(s.cfg.logger))
+	events, err := log.NewKafka(append(s.cfg.placementOptions(), log.KafkaClient(s.cfg.clientOpts...), log.WithTopicPrefix(s.cfg.eventPrefix),
+		log.WithAutoCreateTopics(false), log.WithKafkaLogger(s.cfg.logger))...)
 	if err != nil {
 		return fmt.Errorf("snapshotter: %w", err)
 	}
@@ -183,6 +194,12 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 		return nil // stopped while waiting for the topics
 	}
 	sort.Strings(topics)
+	// A refused topic (I9) stops the loop; Run then stops as when ctx ends.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	s.mu.Lock()
+	s.stopLoop = stopLoop
+	s.mu.Unlock()
 
 	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt(nil), s.cfg.clientOpts...),
 		kgo.ConsumerGroup(s.group),
@@ -196,11 +213,12 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
 		kgo.AdjustFetchOffsetsFn(s.assign),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+			s.checkPlacements(ctx, cl, assigned)
 			s.mu.Lock()
 			s.joined = true
 			for topic, ps := range assigned {
-				if s.byTopic[topic] != nil {
+				if s.byTopic[topic] != nil && s.refused[topic] == nil {
 					s.restoring += len(ps) // assign, called next, restores them
 				}
 			}
@@ -215,7 +233,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
 		slog.String("transactional_id", s.cfg.txnID))
 
-	runErr := s.loop(ctx, sess)
+	runErr := s.loop(loopCtx, sess)
 	if runErr == nil {
 		// Shutting down: snapshot what is dirty and checkpoint, then leave.
 		final, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -227,6 +245,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	s.parts = make(map[topicPartition]*partState)
 	s.joined = false
 	s.mu.Unlock()
+	if runErr == nil {
+		runErr = s.refusal()
+	}
 	return runErr
 }
 
@@ -234,7 +255,15 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 // snapshot topic.
 func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
 	for {
-		err := s.store.EnsureTopic(ctx, name)
+		// I9 first: a grown events topic must not get a snapshot topic
+		// partitioned like it, nor be reported as a layout mismatch.
+		err := s.events.CheckPlacement(ctx, name)
+		if errors.Is(err, log.ErrPlacement) {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		if err == nil {
+			err = s.store.EnsureTopic(ctx, name)
+		}
 		if err == nil {
 			return nil
 		}
@@ -255,8 +284,8 @@ func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
 func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	for topic, ps := range offsets {
 		typ := s.byTopic[topic]
-		if typ == nil {
-			continue
+		if typ == nil || s.isRefused(topic) {
+			continue // not ours, or refused for its placement: paused
 		}
 		for p := range ps {
 			start := time.Now()
@@ -345,7 +374,9 @@ func (s *Snapshotter) process(ctx context.Context, fetches kgo.Fetches) {
 				if r.Offset < st.next {
 					continue // seen already (a re-read after an aborted transaction)
 				}
-				s.processRecord(ctx, st, r)
+				if !log.IsPlacementRecord(r) { // the topic's placement, not an event
+					s.processRecord(ctx, st, r)
+				}
 				st.next = r.Offset + 1
 			}
 		}()
@@ -515,15 +546,32 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 				}
 			}
 		}
-		// A checkpoint stands where no save of an aggregate is incomplete
-		// (Sequencer.Resume): a load that starts at it with the snapshot's
-		// version decides every later record as a full replay does.
-		at := st.next
-		for _, a := range st.aggs {
-			at = min(at, a.seq.Resume(st.next))
+		if !checkpoint {
+			continue
 		}
-		if checkpoint && (at != st.checkpoint || st.due || all) {
+		// A checkpoint stands where no save of a covered aggregate is
+		// incomplete (Sequencer.Resume): a load that starts at it with the
+		// snapshot's version decides every later record as a full replay
+		// does. A save incomplete for a whole interval (records no writer
+		// of ours leaves: a producer that died between a save's records)
+		// does not hold checkpoints back any longer: its aggregate is
+		// listed as not covered, and loads of it read from its snapshot.
+		at := st.next
+		var stuck []uuid.UUID
+		for id, a := range st.aggs {
+			switch {
+			case a.seq.Incomplete() == 0:
+				a.held = false
+			case a.held:
+				stuck = append(stuck, id)
+			default:
+				at = min(at, a.seq.Resume(st.next))
+				a.held = true
+			}
+		}
+		if at != st.checkpoint || st.due || all {
 			cp := snapshots.Checkpoint{EventsTopic: st.topic, EventsPartition: st.p, Offset: at, Owner: s.group, WrittenAt: now.UTC()}
+			cp.Unsnapshotted = append(cp.Unsnapshotted, stuck...)
 			for id, a := range st.aggs {
 				if a.failed != nil {
 					cp.Unsnapshotted = append(cp.Unsnapshotted, id)

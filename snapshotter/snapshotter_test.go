@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -386,4 +387,117 @@ func TestPoisonRecords(t *testing.T) {
 		t.Fatalf("checkpoint %+v %v", cp, err)
 	}
 	checkLoads(t, e, []uuid.UUID{good, garbled})
+}
+
+// TestKeysInOtherSpellings: records with valid snaplog headers under an
+// aggregate's id in upper case, or without dashes, in the aggregate's
+// partition, claiming its next version before its real next event, are no
+// aggregate's events: they are reported, the aggregate's snapshot is the
+// replay of its real events, and loads equal a full replay. Before the
+// canonical key was the definition, the snapshotter applied the impostor
+// and loads returned a state no replay gives.
+func TestKeysInOtherSpellings(t *testing.T) {
+	e := newEnv(t, 1)
+	var mu sync.Mutex
+	reported := 0
+	s := e.snapshotter(t, snapshotter.WithHooks(snapshotter.Hooks{ApplyFailed: func(_ string, _ int32, _ int64, id uuid.UUID, _ error) {
+		mu.Lock()
+		reported++
+		mu.Unlock()
+	}}))
+	start(t, s)
+	app := e.repo(t)
+	id := uuid.New()
+	writeTraffic(t, app, []uuid.UUID{id}, 2)
+	a, err := app.Load(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := kafkatest.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for _, key := range []string{strings.ToUpper(id.String()), strings.ReplaceAll(id.String(), "-", "")} {
+		impostor := log.Event{ID: uuid.New(), Type: "Deposited", AggregateType: "Account", AggregateID: id,
+			AggregateVersion: a.Version() + 1, Expected: a.Version(), Save: uuid.New(), SaveEvents: 1,
+			OccurredAt: time.Now().UTC(), ContentType: "application/json", Payload: []byte(`{"amount":1000}`)}
+		r := log.Record(e.events+"Account", impostor)
+		r.Key = []byte(key)
+		if err := raw.ProduceSync(ctxT(t), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Apply(Deposited{Amount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Save(ctxT(t), a); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, e, s)
+	mu.Lock()
+	if reported != 2 {
+		t.Fatalf("%d records reported, want the 2 impostors", reported)
+	}
+	mu.Unlock()
+	snap, err := e.store(t).Get(ctxT(t), "Account", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version != a.Version() || snap.State["balance"] != a.State().Balance {
+		t.Fatalf("snapshot v%d %v, want v%d balance %d", snap.Version, snap.State, a.Version(), a.State().Balance)
+	}
+	checkLoads(t, e, []uuid.UUID{id})
+}
+
+// TestIncompleteSave: the first record of a two-event save whose second
+// record comes much later (a producer that died between them) holds
+// checkpoints back for one interval at most, loads of its aggregate equal
+// a full replay all along, and once the second record lands the save is
+// part of the aggregate for the snapshotter and for loads alike.
+func TestIncompleteSave(t *testing.T) {
+	e := newEnv(t, 1)
+	s := e.snapshotter(t)
+	start(t, s)
+	app := e.repo(t)
+	half, other := uuid.New(), uuid.New()
+	writeTraffic(t, app, []uuid.UUID{half, other}, 2)
+	a, err := app.Load(ctxT(t), half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := uuid.New()
+	rec := func(i int) *kgo.Record {
+		return log.Record(e.events+"Account", log.Event{ID: uuid.New(), Type: "Deposited", AggregateType: "Account", AggregateID: half,
+			AggregateVersion: a.Version() + int64(i) + 1, Expected: a.Version(), Save: save, SaveEvents: 2,
+			OccurredAt: time.Now().UTC(), ContentType: "application/json", Payload: []byte(`{"amount":100}`)})
+	}
+	raw := kafkatest.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	first := rec(0)
+	if err := raw.ProduceSync(ctxT(t), first).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	writeTraffic(t, app, []uuid.UUID{other}, 3)
+	store := e.store(t)
+	waitFor(t, "a checkpoint past the incomplete save", 30*time.Second, func() bool {
+		cp, err := store.CheckpointOf(ctxT(t), "Account", other)
+		return err == nil && cp.Offset > first.Offset+1 && !cp.Covers(half)
+	})
+	checkLoads(t, e, []uuid.UUID{other})
+	want, err := e.repo(t).Load(ctxT(t), half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.repo(t, aggregate.WithSnapshotStore(store)).Load(ctxT(t), half); err != nil || got.Version() != a.Version() || got.State() != want.State() {
+		t.Fatalf("load with the save incomplete: %v %v, want v%d %+v", got, err, a.Version(), want.State())
+	}
+	if err := raw.ProduceSync(ctxT(t), rec(1)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, e, s)
+	waitFor(t, "a checkpoint covering the aggregate again", 30*time.Second, func() bool {
+		cp, err := store.CheckpointOf(ctxT(t), "Account", half)
+		return err == nil && cp.Covers(half)
+	})
+	checkLoads(t, e, []uuid.UUID{half, other})
+	got, err := e.repo(t).Load(ctxT(t), half)
+	if err != nil || got.Version() != a.Version()+2 {
+		t.Fatalf("after the save's second record: %v %v, want version %d", got, err, a.Version()+2)
+	}
 }

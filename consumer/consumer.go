@@ -80,6 +80,7 @@ type Subscription struct {
 	rd      *kread.Reader // restore reads, on a client of their own
 	workers map[topicPartition]*worker
 	topics  map[string]*kread.Topic
+	refused map[string]error // events topics refused for their placement (log.ErrPlacement)
 	fatal   error
 	stopRun context.CancelFunc
 	wg      sync.WaitGroup // workers
@@ -172,7 +173,7 @@ func (s *Subscription) Run(ctx context.Context) error {
 			s.log.Warn("fetch failed; retrying", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
 		})
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 {
+			if len(p.Records) > 0 && !s.isRefused(p.Topic) {
 				s.worker(p.Topic, p.Partition).push(batch{recs: p.Records, lso: p.LastStableOffset})
 			}
 		})
@@ -210,8 +211,11 @@ func (s *Subscription) start(ctx context.Context) error {
 		kgo.OnPartitionsLost(s.onLost),
 	)
 	// The restore client reads ranges with its own connections, so that
-	// its fetches do not queue behind the group member's long polls.
-	rcl, err := kgo.NewClient(s.cfg.clientOpts...)
+	// its fetches do not queue behind the group member's long polls. It
+	// also checks the events topics' placement, and may write a topic's
+	// placement record to partition 0 (log.CheckPlacement).
+	rcl, err := kgo.NewClient(append(append([]kgo.Opt(nil), s.cfg.clientOpts...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		return fmt.Errorf("consumer: %s: new client: %w", s.group, err)
 	}
@@ -329,15 +333,78 @@ func (s *Subscription) detach(tps map[string][]int32) []*worker {
 	return ws
 }
 
-func (s *Subscription) onAssigned(_ context.Context, cl *kgo.Client, tps map[string][]int32) {
+func (s *Subscription) onAssigned(ctx context.Context, cl *kgo.Client, tps map[string][]int32) {
 	if len(tps) == 0 {
 		return
 	}
+	// I9: a topic whose partition count changed since its aggregates were
+	// placed is not delivered at all. Adding partitions makes the group
+	// rebalance, so the assignment is where a running member learns of it.
+	resume := make(map[string][]int32, len(tps))
+	for topic, ps := range tps {
+		if err := s.checkPlacement(ctx, cl, topic); err != nil {
+			continue
+		}
+		resume[topic] = ps
+	}
 	// Fetching a partition paused in an earlier assignment must start
 	// again.
-	cl.ResumeFetchPartitions(tps)
+	cl.ResumeFetchPartitions(resume)
 	s.log.Info("partitions assigned", slog.Any("partitions", tps))
 }
+
+// checkPlacement checks an assigned events topic's placement against its
+// partition count (log.CheckPlacement). A topic refused stays refused: its
+// partitions are paused and their goroutines stopped, none of its events
+// is handed to the handler any more, and Run stops with the error.
+func (s *Subscription) checkPlacement(ctx context.Context, cl *kgo.Client, topic string) error {
+	if err := s.refusal(topic); err != nil {
+		cl.PauseFetchTopics(topic)
+		return err
+	}
+	s.mu.Lock()
+	rd := s.rd
+	s.mu.Unlock()
+	pl, err := log.CheckPlacement(ctx, rd.Client, topic, s.cfg.declared(topic))
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err // the assignment is over; the next one checks again
+	}
+	cl.PauseFetchTopics(topic)
+	s.mu.Lock()
+	if s.refused == nil {
+		s.refused = make(map[string]error)
+	}
+	s.refused[topic] = err
+	var stop []*worker
+	for tp, w := range s.workers {
+		if tp.topic == topic {
+			stop = append(stop, w)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range stop {
+		w.scancel() // the event in hand finishes; nothing more is handled
+	}
+	if errors.Is(err, log.ErrPlacement) {
+		s.log.Error("events topic refused: not partitioned as its aggregates were placed; none of its events is handled",
+			slog.String("topic", topic), slog.Int("placed_partitions", int(pl.Placed)), slog.Int("partitions", int(pl.Partitions)),
+			slog.Any("error", err))
+	}
+	s.fail(fmt.Errorf("consumer: %s: %w", s.group, err))
+	return err
+}
+
+// refusal returns why a topic was refused, nil if it was not.
+func (s *Subscription) refusal(topic string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[topic]
+}
+
+func (s *Subscription) isRefused(topic string) bool { return s.refusal(topic) != nil }
 
 // onRevoked stops the revoked partitions' goroutines, each once its event
 // in hand is done, then commits what they handled, before the group moves

@@ -84,6 +84,20 @@
 // stops for a partition with more than a few thousand records waiting, so
 // a slow handler does not fill the memory.
 //
+// # Placement
+//
+// At each assignment, the subscription checks every assigned events topic's
+// placement against its partition count (log.CheckPlacement). Adding
+// partitions to a topic moves aggregates to other partitions, and makes the
+// group rebalance once the group leader's metadata refreshes
+// (kgo.MetadataMaxAge): a topic whose count changed is refused. None of its
+// events is handed to the handler from then on, the refusal is logged with
+// the topic and both counts, and Run stops with an error wrapping
+// log.ErrPlacement. The check may write the topic's placement record, when a
+// new topic has none yet. Placement records are not events: they are
+// skipped, never dead-lettered. Topics written by an older snaplog need
+// WithPlacement.
+//
 // # Concurrency and shutdown
 //
 // Handle is called concurrently for different partitions, never for the

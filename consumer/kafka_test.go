@@ -895,8 +895,13 @@ func (c *lineCounter) count() int {
 // naming the partition instead of guessing (I7).
 func TestRestoreRefusesTruncatedPartition(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1)
+	// Partition 1: partition 0 starts with the topic's placement record,
+	// whose deletion is refused before any restore (log.ErrPlacement).
+	e := newEnv(t, 2)
 	id := uuid.New()
+	for log.Partition(id, 2) != 1 {
+		id = uuid.New()
+	}
 	for range 4 {
 		e.save(id, 1, false)
 	}
@@ -908,7 +913,7 @@ func TestRestoreRefusesTruncatedPartition(t *testing.T) {
 	}
 	e.save(id, 1, false)
 	var del kadm.Offsets
-	del.Add(kadm.Offset{Topic: e.prefix + typ, Partition: 0, At: 2, LeaderEpoch: -1})
+	del.Add(kadm.Offset{Topic: e.prefix + typ, Partition: 1, At: 2, LeaderEpoch: -1})
 	resps, err := e.adm.DeleteRecords(ctxT(t), del)
 	if err == nil {
 		err = resps.Error()
@@ -926,7 +931,7 @@ func TestRestoreRefusesTruncatedPartition(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not stop")
 	}
-	for _, want := range []string{fmt.Sprintf("restore %s/0 before offset 4", e.prefix+typ), "were deleted"} {
+	for _, want := range []string{fmt.Sprintf("restore %s/1 before offset 4", e.prefix+typ), "were deleted"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Run = %v, want an error containing %q", err, want)
 		}

@@ -64,6 +64,7 @@ type config struct {
 	commitInterval time.Duration
 	logger         *slog.Logger
 	hooks          Hooks
+	placements     map[string]int32 // declared with WithPlacement, by aggregate type
 	errs           []error
 }
 
@@ -174,6 +175,25 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
+// WithPlacement declares the partition count the aggregates of an events
+// topic written before snaplog recorded placements were placed with, as
+// log.WithPlacement does for the log; without it such a topic is refused.
+// Default: none; each topic's placement is read from the topic.
+func WithPlacement(aggregateType string, partitions int32) Option {
+	return optionFunc(func(c *config) {
+		if aggregateType == "" {
+			c.errs = append(c.errs, errors.New("WithPlacement: empty aggregate type"))
+		}
+		if partitions <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithPlacement: %s: partitions must be positive, got %d", aggregateType, partitions))
+		}
+		if c.placements == nil {
+			c.placements = make(map[string]int32)
+		}
+		c.placements[aggregateType] = partitions
+	})
+}
+
 // WithHooks sets functions called as records are handled, for metrics.
 // Default: none.
 func WithHooks(h Hooks) Option {
@@ -233,6 +253,17 @@ func (c *config) topics() []string {
 		}
 	}
 	return out
+}
+
+// declared returns the partition count declared with WithPlacement for an
+// events topic, 0 for none.
+func (c *config) declared(topic string) int32 {
+	for typ, n := range c.placements {
+		if c.prefix+typ == topic {
+			return n
+		}
+	}
+	return 0
 }
 
 // backoff returns the wait after the attempt-th consecutive failure.

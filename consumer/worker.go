@@ -160,6 +160,10 @@ func (w *worker) handle(r *kgo.Record, lso int64) bool {
 		w.restored = true
 	}
 	w.next = r.Offset + 1
+	if log.IsPlacementRecord(r) {
+		w.markDone(r, lso) // the topic's placement, not an event
+		return true
+	}
 
 	e, err := log.FromRecord(r)
 	if err != nil {

@@ -34,6 +34,24 @@
 // save won and reports a conflict if it lost, and its events are applied
 // once.
 //
+// Placement: a topic's partition count decides where each aggregate lives,
+// so it must never change. Each Kafka events topic records the count its
+// aggregates were placed with in a placement record (key [PlacementKey],
+// header [HeaderPartitions]), the first of its kind in partition 0, written
+// when the log creates the topic or first uses one that has none. Before it
+// reads or writes a topic, the log compares the topic's partition count with
+// its placement, asking the cluster again at most every 5 seconds, and
+// refuses a topic whose count differs with a [*PlacementError] (errors.Is
+// [ErrPlacement]) naming the topic and both counts, for the rest of the log's
+// life: an aggregate is never reported missing because its partition moved,
+// and never gets a second history. Consumers and the snapshotter make the
+// same check ([CheckPlacement]) at each partition assignment. A topic that
+// has [PlacementScan] records in partition 0 and no placement record (written
+// by an older snaplog) is refused unless its placement is declared with
+// [WithPlacement]. To repartition, copy the events, in partition order, into
+// a new topic created by the log with the new count (see the README, "Events
+// on Kafka"); readers skip placement records ([IsPlacementRecord]).
+//
 // Durability: [Memory] keeps everything in process memory and loses it when
 // the process ends. It is the embedded default, for tests and for running
 // without a broker.

@@ -138,7 +138,8 @@ func WithTopicPrefix(p string) KafkaOption {
 
 // WithTopicPartitions sets the partition count of the topics the log
 // creates. Default: 6. The partition count of an existing events topic must
-// never change: it decides where each aggregate lives.
+// never change: it decides where each aggregate lives, and the log refuses a
+// topic whose count changed (ErrPlacement).
 func WithTopicPartitions(n int32) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
 		if n <= 0 {

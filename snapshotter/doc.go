@@ -43,6 +43,17 @@
 // moving while loads of that aggregate ignore the checkpoint, replay, and
 // fail on the same event: loudly, not wrongly.
 //
+// An events topic whose partition count is not the one its aggregates were
+// placed with (log.ErrPlacement: partitions were added) is refused, at the
+// start before any snapshot topic is created or checked, and at the
+// assignment that the growth causes once the group leader's metadata
+// refreshes: the topic's fetches are paused and none of its partitions is
+// snapshotted or checkpointed any more, Ready turns false, the refusal is
+// logged with the topic and both counts, and Run checkpoints its other
+// partitions and returns the refusal. Placement records (log.PlacementKey)
+// are skipped, never reported. Topics written by an older snaplog need
+// WithPlacement.
+//
 // # Memory
 //
 // The snapshotter holds one state per aggregate it has met, up to

@@ -32,6 +32,7 @@ type config struct {
 	fromScratch bool
 	logger      *slog.Logger
 	hooks       Hooks
+	placements  []log.KafkaOption // log.WithPlacement, for the events log
 	errs        []error
 }
 
@@ -129,6 +130,27 @@ func WithTransactionalID(id string) Option {
 // checkpoints as usual. Rebuild uses it. Default: off.
 func FromScratch() Option {
 	return optionFunc(func(c *config) { c.fromScratch = true })
+}
+
+// WithPlacement declares the partition count the aggregates of an events
+// topic written before snaplog recorded placements were placed with, as
+// log.WithPlacement does for the log; without it such a topic is refused.
+// Default: none; each topic's placement is read from the topic.
+func WithPlacement(aggregateType string, partitions int32) Option {
+	return optionFunc(func(c *config) {
+		if aggregateType == "" {
+			c.errs = append(c.errs, errors.New("WithPlacement: empty aggregate type"))
+		}
+		if partitions <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithPlacement: %s: partitions must be positive, got %d", aggregateType, partitions))
+		}
+		c.placements = append(c.placements, log.WithPlacement(aggregateType, partitions))
+	})
+}
+
+// placementOptions returns the events log's WithPlacement options.
+func (c *config) placementOptions() []log.KafkaOption {
+	return append([]log.KafkaOption(nil), c.placements...)
 }
 
 // WithLogger sets the logger. Default: nothing is logged.

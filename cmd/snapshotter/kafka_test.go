@@ -357,10 +357,10 @@ func TestInspect(t *testing.T) {
 		"Log Position:",
 		"  Topic: " + e.events + "Order",
 		"  Partition: 0",
-		"  Offset: 3", // the order's 4 events, then a transaction marker
+		"  Offset: 4", // the topic's placement record at 0, the order's 4 events, then a transaction marker
 		"",
 		"Partition Checkpoint:",
-		"  Offset: 7", // after the other order's 2 events (5 and 6); its marker at 7 is never fetched
+		"  Offset: 8", // after the other order's 2 events (6 and 7); its marker at 8 is never fetched
 		"  Owner: " + e.group,
 		"  Written At: *",
 		"  Covers This Aggregate: True",

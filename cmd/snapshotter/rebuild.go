@@ -65,6 +65,10 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		return fail(err)
 	}
 	defer events.Close()
+	// A topic whose partition count changed cannot be rebuilt (I9).
+	if err := events.CheckPlacement(ctx, t.Name()); err != nil {
+		return fail(err)
+	}
 	rg.noDataFrom = func(ctx context.Context, p int32, from int64) (bool, error) {
 		tail, err := events.Read(ctx, t.Name(), rg.probes[p], from)
 		return err == nil && tail.Scanned == 0, err

@@ -20,9 +20,14 @@
 // log.Sequencer). A handler never sees them: for every partition the
 // subscription applies the same rule, in partition order, as the repository
 // and every other reader, keeping each aggregate's Sequencer (its version
-// and the id of its last save: 40 bytes of state, 47 to 85 bytes per
-// aggregate with the map's overhead, measured) for every aggregate of the
-// partition it has read.
+// and the records of any save of it still incomplete) for every aggregate of
+// the partition it has read. A save is delivered when the record that
+// completes it is handled: all its events, in version order, each with its
+// own position; a save of several events thus reaches the handler whole or
+// not at all. Records that are not any aggregate's events under
+// log.FromRecord (a key that is not an aggregate id in canonical form,
+// headers that are not a snaplog event's) are dead-lettered, never
+// delivered as an event.
 //
 // The rule needs each aggregate's state at the offset where handling starts.
 // When a partition is assigned at a committed offset above 0, the

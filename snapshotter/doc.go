@@ -36,9 +36,11 @@
 //
 // # Failures
 //
-// An event that cannot be applied (or a record that is not a snaplog event)
-// is logged with its topic, partition and offset, counted, and passed to
-// Hooks.ApplyFailed; its aggregate is no longer snapshotted and the
+// A record that is no aggregate's event (log.FromRecord) is logged with its
+// topic, partition and offset, counted and passed to Hooks.ApplyFailed with
+// a nil aggregate id; it is never applied, as by every reader. An event
+// that cannot be applied is logged, counted and passed to
+// Hooks.ApplyFailed the same way; its aggregate is no longer snapshotted and the
 // checkpoint lists it as unsnapshotted, so the partition's checkpoint keeps
 // moving while loads of that aggregate ignore the checkpoint, replay, and
 // fail on the same event: loudly, not wrongly.

@@ -109,6 +109,7 @@ type kafkaConfig struct {
 	replication  int16
 	autoCreate   bool
 	txnProducers int
+	txnTimeout   time.Duration
 	txnPrefix    string
 	logger       *slog.Logger
 	placements   map[string]int32 // declared with WithPlacement, by aggregate type
@@ -177,6 +178,20 @@ func WithTransactionalProducers(n int) KafkaOption {
 	})
 }
 
+// WithTransactionTimeout sets the transaction timeout of the log's
+// transactional producers: how long a save of several events whose producer
+// died mid-transaction holds up the appends and read_committed reads of its
+// partition before the broker aborts it. Default: 10 s. It must exceed the
+// time a save's records take to produce.
+func WithTransactionTimeout(d time.Duration) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if d < time.Second {
+			c.errs = append(c.errs, fmt.Errorf("WithTransactionTimeout: at least 1s, got %s", d))
+		}
+		c.txnTimeout = d
+	})
+}
+
 // WithTransactionalIDPrefix sets the prefix of the log's transactional ids;
 // each producer appends a number. Default: "snaplog-log-" and a random id,
 // new for every Kafka value.
@@ -213,6 +228,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		replication:  -1,
 		autoCreate:   true,
 		txnProducers: 2,
+		txnTimeout:   10 * time.Second,
 		txnPrefix:    "snaplog-log-" + uuid.NewString() + "-",
 		logger:       slog.New(slog.DiscardHandler),
 	}
@@ -927,8 +943,23 @@ func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
 	if err != nil {
 		return err
 	}
-	defer func() { k.txns <- cl }()
+	broken := false
+	defer func() {
+		if broken {
+			// A producer whose transaction could not be ended (the broker
+			// was away) stays in it for good. A new producer with the same
+			// transactional id fences the old one and ends its transaction
+			// when it initialises.
+			id, _ := cl.OptValue(kgo.TransactionalID).(string)
+			cl.Close()
+			if fresh, err := k.newTxnClient(id); err == nil {
+				cl = fresh
+			}
+		}
+		k.txns <- cl
+	}()
 	if err := cl.BeginTransaction(); err != nil {
+		broken = true
 		return err
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -936,6 +967,7 @@ func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
 		defer cancel()
 		_ = cl.AbortBufferedRecords(abortCtx)
 		if aerr := cl.EndTransaction(abortCtx, kgo.TryAbort); aerr != nil {
+			broken = true
 			return errors.Join(err, fmt.Errorf("abort: %w", aerr))
 		}
 		return err
@@ -944,11 +976,16 @@ func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
 		abortCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if aerr := cl.EndTransaction(abortCtx, kgo.TryAbort); aerr != nil {
+			broken = true
 			return errors.Join(fmt.Errorf("commit: %w", err), fmt.Errorf("abort: %w", aerr))
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+func (k *Kafka) newTxnClient(id string) (*kgo.Client, error) {
+	return kgo.NewClient(k.cfg.producerOpts(kgo.TransactionalID(id), kgo.TransactionTimeout(k.cfg.txnTimeout))...)
 }
 
 // txnClient takes an idle transactional producer, creating one while fewer
@@ -962,7 +999,7 @@ func (k *Kafka) txnClient(ctx context.Context) (*kgo.Client, error) {
 	k.txnMu.Lock()
 	if k.txnCount < k.cfg.txnProducers {
 		id := k.cfg.txnPrefix + strconv.Itoa(k.txnCount)
-		cl, err := kgo.NewClient(k.cfg.producerOpts(kgo.TransactionalID(id), kgo.TransactionTimeout(30*time.Second))...)
+		cl, err := k.newTxnClient(id)
 		if err != nil {
 			k.txnMu.Unlock()
 			return nil, err
@@ -1100,31 +1137,32 @@ func decodeRecord(r *kgo.Record) (Event, error) {
 	seen := 0
 	for _, h := range r.Headers {
 		v := string(h.Value)
+		bit := 0
 		switch h.Key {
 		case HeaderEventID:
 			e.ID, err = uuid.Parse(v)
-			seen |= 1
+			bit = 1
 		case HeaderEventType:
 			e.Type = v
-			seen |= 2
+			bit = 2
 		case HeaderAggregateType:
 			e.AggregateType = v
-			seen |= 4
+			bit = 4
 		case HeaderVersion:
 			e.AggregateVersion, err = strconv.ParseInt(v, 10, 64)
-			seen |= 8
+			bit = 8
 		case HeaderExpected:
 			e.Expected, err = strconv.ParseInt(v, 10, 64)
-			seen |= 16
+			bit = 16
 		case HeaderSave:
 			e.Save, err = uuid.Parse(v)
-			seen |= 32
+			bit = 32
 		case HeaderSaveEvents:
 			e.SaveEvents, err = strconv.Atoi(v)
-			seen |= 128
+			bit = 128
 		case HeaderOccurredAt:
 			e.OccurredAt, err = time.Parse(time.RFC3339Nano, v)
-			seen |= 64
+			bit = 64
 		case HeaderContentType:
 			e.ContentType = v
 		case HeaderCorrelationID:
@@ -1142,6 +1180,10 @@ func decodeRecord(r *kgo.Record) (Event, error) {
 		if err != nil {
 			return Event{}, fmt.Errorf("header %s=%q: %w", h.Key, v, err)
 		}
+		if seen&bit != 0 {
+			return Event{}, fmt.Errorf("header %s repeated", h.Key)
+		}
+		seen |= bit
 	}
 	if seen != 255 {
 		var missing []string

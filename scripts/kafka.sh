@@ -284,6 +284,10 @@ do_start() {
       show_log_tail "$offset" "$out_offset"
       die "broker process exited during startup"
     fi
+    # server.log rolls over at its size limit: read the new file from its start.
+    if (( $(stat -c %s "$LOGS/server.log" 2>/dev/null || echo 0) < offset )); then
+      offset=0
+    fi
     if (( !started )) && tail -c +"$((offset + 1))" "$LOGS/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
       started=1
     fi

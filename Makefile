@@ -24,7 +24,7 @@ KAFKA_BROKERS = 127.0.0.1:$${KAFKA_PORT:-9092}
 test: kafka-up
 	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -race -count=1 -timeout 12m ./...
 	# Stops and starts the broker: runs alone, after everything else.
-	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -timeout 5m -tags kafkarestart -run TestKafkaSurvivesBrokerRestart ./log/
+	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -timeout 5m -tags kafkarestart -run 'TestKafkaSurvivesBrokerRestart|TestKafkaProcessTorture' ./log/
 
 bench: kafka-up
 	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -run '^$$' -bench . -benchmem ./...

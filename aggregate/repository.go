@@ -257,8 +257,10 @@ func (r *Repository[S]) replay(root *Root[S], seq *log.Sequencer, tail log.Tail)
 // the read started after events of the aggregate it does not have.
 func (r *Repository[S]) replayFrom(root *Root[S], seq *log.Sequencer, tail log.Tail, strict bool) (bool, error) {
 	r.stats.recordsScanned.Add(uint64(tail.Scanned))
+	var buf []log.Event
 	for _, rec := range tail.Events {
-		out, accepted := seq.Next(rec)
+		out, accepted := seq.AppendNext(buf[:0], rec)
+		buf = accepted
 		if out == log.Rejected && strict && rec.Expected > seq.Version {
 			return true, nil
 		}

@@ -44,6 +44,7 @@ type worker struct {
 	// Owned by the worker goroutine: the winner rule's state of every
 	// aggregate of the partition seen so far, and the next offset.
 	seqs     map[uuid.UUID]log.Sequencer
+	buf      []log.Event // AppendNext's buffer
 	restored bool
 	next     int64
 }
@@ -174,8 +175,9 @@ func (w *worker) handle(r *kgo.Record, lso int64) bool {
 		return true
 	}
 	seq := w.seqs[e.AggregateID]
-	out, accepted := seq.Next(e)
+	out, accepted := seq.AppendNext(w.buf[:0], e)
 	w.seqs[e.AggregateID] = seq
+	w.buf = accepted
 	if out != log.Accepted {
 		w.log.Debug("record not delivered", slog.Int64("offset", r.Offset), slog.String("outcome", out.String()),
 			slog.String("aggregate_id", e.AggregateID.String()), slog.Int64("version", e.AggregateVersion))
@@ -274,7 +276,7 @@ func (w *worker) restore(until int64) error {
 			return nil // not a snaplog event: no reader counts it
 		}
 		seq := w.seqs[e.AggregateID]
-		seq.Next(e)
+		_, w.buf = seq.AppendNext(w.buf[:0], e)
 		w.seqs[e.AggregateID] = seq
 		return nil
 	})

@@ -516,6 +516,7 @@ type check struct {
 	events            []Event        // the save's events
 	seq               Sequencer
 	won               []Event // the accepted events of the save, once decided so
+	buf               []Event // AppendNext's buffer
 	done              chan error
 
 	attached bool  // owned by the topicChecker from here on
@@ -558,6 +559,7 @@ type claimWindow struct {
 	// aggregate of the partition, and is dropped beyond maxIndexKeys.
 	index   map[string]Sequencer
 	noIndex bool
+	buf     []Event   // AppendNext's buffer for the index
 	busy    bool      // checks attached to the window are waiting
 	used    time.Time // when a check last came for the partition
 }
@@ -629,7 +631,9 @@ func (c *check) apply(cl claim) error {
 		}
 		return nil // not a snaplog event: no reader counts it
 	}
-	if out, evs := c.seq.Next(cl.event); out == Accepted && c.won == nil && sameSave(evs, c.events) {
+	out, evs := c.seq.AppendNext(c.buf[:0], cl.event)
+	c.buf = evs
+	if out == Accepted && c.won == nil && sameSave(evs, c.events) {
 		c.won = slices.Clone(evs)
 	}
 	return nil
@@ -674,7 +678,7 @@ func (w *claimWindow) add(cl claim) {
 			for _, old := range w.claims[:cut] {
 				if old.err == nil {
 					sq := w.index[old.key]
-					sq.Next(old.event)
+					_, w.buf = sq.AppendNext(w.buf[:0], old.event)
 					w.index[old.key] = sq
 				}
 			}
@@ -919,7 +923,7 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 			return nil // not a snaplog event: no reader counts it
 		}
 		sq := index[cl.key]
-		sq.Next(cl.event)
+		_, w.buf = sq.AppendNext(w.buf[:0], cl.event)
 		index[cl.key] = sq
 		if len(index) > maxIndexKeys {
 			return errTooManyKeys

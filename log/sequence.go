@@ -93,14 +93,19 @@ func (o *openSave) first() int64 { return o.events[0].Position.Offset }
 
 // Next applies the rule to the next stored event of the aggregate, in
 // partition order. With Accepted it also returns the events of the save the
-// event completed, in version order.
-func (s *Sequencer) Next(e Event) (Outcome, []Event) {
+// event completed, in version order, in a new slice.
+func (s *Sequencer) Next(e Event) (Outcome, []Event) { return s.AppendNext(nil, e) }
+
+// AppendNext is Next appending the accepted events to dst: with a buffer
+// kept from call to call (buf[:0]), a reader's loop allocates nothing for
+// the saves it accepts.
+func (s *Sequencer) AppendNext(dst []Event, e Event) (Outcome, []Event) {
 	i := int(e.AggregateVersion - e.Expected - 1)
 	switch {
 	case e.SaveEvents < 1 || i < 0 || i >= e.SaveEvents || e.Expected < s.Version:
-		return Ignored, nil
+		return Ignored, dst
 	case e.Expected > s.Version:
-		return Rejected, nil
+		return Rejected, dst
 	}
 	at := -1
 	for j := range s.open {
@@ -110,30 +115,41 @@ func (s *Sequencer) Next(e Event) (Outcome, []Event) {
 			break
 		}
 	}
-	var events []Event
 	switch {
 	case at < 0 && i != 0:
-		return Ignored, nil
+		return Ignored, dst
 	case at < 0 && e.SaveEvents == 1:
-		events = []Event{e}
+		dst = append(dst, e)
 	case at < 0:
-		s.open = append(s.open, openSave{save: e.Save, expected: e.Expected, count: e.SaveEvents, events: []Event{e}})
-		return Held, nil
+		// Room for the save's events, within reason: a record may claim
+		// any count.
+		held := append(make([]Event, 0, min(e.SaveEvents, 1024)), e)
+		s.open = append(s.open, openSave{save: e.Save, expected: e.Expected, count: e.SaveEvents, events: held})
+		return Held, dst
 	default:
 		o := &s.open[at]
 		if i != len(o.events) {
-			return Ignored, nil
+			return Ignored, dst
+		}
+		if len(o.events) == cap(o.events) {
+			// As many records held as first made room for: the claim is
+			// real enough to make room for all.
+			o.events = slices.Grow(o.events, o.count-len(o.events))
 		}
 		o.events = append(o.events, e)
 		if len(o.events) < o.count {
-			return Held, nil
+			return Held, dst
 		}
-		events = o.events
+		if len(dst) == 0 {
+			dst = o.events // the save is done with them
+		} else {
+			dst = append(dst, o.events...)
+		}
 	}
-	s.Version = e.Expected + int64(len(events))
+	s.Version = e.Expected + int64(e.SaveEvents)
 	clear(s.open)
 	s.open = s.open[:0]
-	return Accepted, events
+	return Accepted, dst
 }
 
 // Resume returns the offset from which reading the aggregate's records again

@@ -66,6 +66,7 @@ type partState struct {
 	// one rebuilds it from the log (the cause may be gone, a fixed apply
 	// function); until then the checkpoints go on listing it.
 	inherited map[uuid.UUID]struct{}
+	buf       []log.Event // AppendNext's buffer, used by the partition's goroutine
 }
 
 // aggState is one aggregate's state as the snapshotter holds it.
@@ -397,7 +398,8 @@ func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.R
 		return
 	}
 	before := a.seq.Version
-	out, accepted := a.seq.Next(e)
+	out, accepted := a.seq.AppendNext(st.buf[:0], e)
+	st.buf = accepted
 	if out != log.Accepted {
 		return // part of a save not complete yet, a save that lost, or seen already
 	}

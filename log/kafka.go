@@ -589,7 +589,7 @@ const maxIndexKeys = 1 << 20
 // and checkLinger how long a topicChecker goes on tailing a partition after
 // the last append to it.
 const (
-	checkPoll   = 100 * time.Millisecond
+	checkPoll   = 10 * time.Millisecond
 	checkLinger = time.Second
 )
 

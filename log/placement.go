@@ -96,17 +96,28 @@ func IsPlacementRecord(r *kgo.Record) bool { return string(r.Key) == PlacementKe
 // reads each topic's placement from the topic.
 func WithPlacement(aggregateType string, partitions int32) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
-		if aggregateType == "" {
-			c.errs = append(c.errs, errors.New("WithPlacement: empty aggregate type"))
-		}
-		if partitions <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("WithPlacement: %s: partitions must be positive, got %d", aggregateType, partitions))
+		if err := CheckDeclaredPlacement(aggregateType, partitions); err != nil {
+			c.errs = append(c.errs, err)
 		}
 		if c.placements == nil {
 			c.placements = make(map[string]int32)
 		}
 		c.placements[aggregateType] = partitions
 	})
+}
+
+// CheckDeclaredPlacement reports what is wrong with a declared placement
+// (WithPlacement here and in the consumer and snapshotter packages): an
+// empty aggregate type, a partition count that is not positive.
+func CheckDeclaredPlacement(aggregateType string, partitions int32) error {
+	var errs []error
+	if aggregateType == "" {
+		errs = append(errs, errors.New("WithPlacement: empty aggregate type"))
+	}
+	if partitions <= 0 {
+		errs = append(errs, fmt.Errorf("WithPlacement: %s: partitions must be positive, got %d", aggregateType, partitions))
+	}
+	return errors.Join(errs...)
 }
 
 // CheckPlacement finds the placement of events topic `topic` and checks it

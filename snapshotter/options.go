@@ -138,11 +138,8 @@ func FromScratch() Option {
 // Default: none; each topic's placement is read from the topic.
 func WithPlacement(aggregateType string, partitions int32) Option {
 	return optionFunc(func(c *config) {
-		if aggregateType == "" {
-			c.errs = append(c.errs, errors.New("WithPlacement: empty aggregate type"))
-		}
-		if partitions <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("WithPlacement: %s: partitions must be positive, got %d", aggregateType, partitions))
+		if err := log.CheckDeclaredPlacement(aggregateType, partitions); err != nil {
+			c.errs = append(c.errs, err)
 		}
 		c.placements = append(c.placements, log.WithPlacement(aggregateType, partitions))
 	})

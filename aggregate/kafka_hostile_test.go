@@ -38,6 +38,21 @@ func (l *lossyLog) Append(ctx context.Context, typ string, id uuid.UUID, exp log
 	return out, err
 }
 
+// lossySetup returns a topic, a lossy log on it, a repository on that and
+// an account saved at version 1.
+func lossySetup(t *testing.T) (*kafkaSetup, *lossyLog, *aggregate.Repository[Account], uuid.UUID) {
+	t.Helper()
+	ks := newKafkaSetup(t, 1, nil)
+	lossy := &lossyLog{EventLog: ks.log}
+	repo := newRepo(t, lossy)
+	a := repo.New(uuid.New())
+	grow(t, a, 1)
+	if err := repo.Save(ctxT(t), a); err != nil {
+		t.Fatal(err)
+	}
+	return ks, lossy, repo, a.ID()
+}
+
 // winners returns the aggregate's accepted events, read with the winner
 // rule from the start of the log.
 func winners(t *testing.T, l aggregate.EventLog, id uuid.UUID) []log.Event {
@@ -68,15 +83,8 @@ func TestKafkaRetryAfterUnknownOutcome(t *testing.T) {
 		{"no new events: a plain retry", 2, 0, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ks := newKafkaSetup(t, 1, nil)
-			lossy := &lossyLog{EventLog: ks.log}
-			repo := newRepo(t, lossy)
-			a := repo.New(uuid.New())
-			grow(t, a, 1)
-			if err := repo.Save(ctxT(t), a); err != nil {
-				t.Fatal(err)
-			}
-			a, err := repo.Load(ctxT(t), a.ID())
+			ks, lossy, repo, id := lossySetup(t)
+			a, err := repo.Load(ctxT(t), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,19 +123,12 @@ func TestKafkaRetryAfterUnknownOutcome(t *testing.T) {
 // got an error instead of the conflict, is reported as a conflict when
 // retried, and none of its events, nor those applied after it, is stored.
 func TestKafkaRetryOfASaveThatLost(t *testing.T) {
-	ks := newKafkaSetup(t, 1, nil)
-	lossy := &lossyLog{EventLog: ks.log}
-	repo := newRepo(t, lossy)
-	a := repo.New(uuid.New())
-	grow(t, a, 1)
-	if err := repo.Save(ctxT(t), a); err != nil {
-		t.Fatal(err)
-	}
-	mine, err := repo.Load(ctxT(t), a.ID())
+	ks, lossy, repo, id := lossySetup(t)
+	mine, err := repo.Load(ctxT(t), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := repo.Load(ctxT(t), a.ID())
+	theirs, err := repo.Load(ctxT(t), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestKafkaRetryOfASaveThatLost(t *testing.T) {
 	if err := repo.Save(ctxT(t), mine); !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
 		t.Fatalf("retry of a save that lost: %v, want a conflict expecting 1 at 2", err)
 	}
-	w := winners(t, ks.log, a.ID())
+	w := winners(t, ks.log, id)
 	if len(w) != 2 || w[1].Position != theirs.Position() {
 		t.Fatalf("history of %d events, want 2 ending with the rival's at %s", len(w), theirs.Position())
 	}

@@ -196,7 +196,9 @@ const commitTimeout = 30 * time.Second
 
 // start creates the clients and the dead-letter topic.
 func (s *Subscription) start(ctx context.Context) error {
-	base := []kgo.Opt{kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	// Metadata every 30 s, not franz-go's 5 min: a topic that gained
+	// partitions triggers the rebalance that refuses it that much sooner.
+	base := []kgo.Opt{kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMaxAge(30 * time.Second)}
 	opts := append(append(base, s.cfg.clientOpts...),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(s.cfg.topics()...),

@@ -95,7 +95,8 @@
 // placement against its partition count (log.CheckPlacement). Adding
 // partitions to a topic moves aggregates to other partitions, and makes the
 // group rebalance once the group leader's metadata refreshes
-// (kgo.MetadataMaxAge): a topic whose count changed is refused. None of its
+// (kgo.MetadataMaxAge, 30 s unless the client options set it): a topic
+// whose count changed is refused. None of its
 // events is handed to the handler from then on, the refusal is logged with
 // the topic and both counts, and Run stops with an error wrapping
 // log.ErrPlacement. The check may write the topic's placement record, when a

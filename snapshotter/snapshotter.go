@@ -202,7 +202,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	s.stopLoop = stopLoop
 	s.mu.Unlock()
 
-	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt(nil), s.cfg.clientOpts...),
+	// Metadata every 30 s unless the client options say otherwise: a topic
+	// that gained partitions triggers the rebalance that refuses it.
+	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt{kgo.MetadataMaxAge(30 * time.Second)}, s.cfg.clientOpts...),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(topics...),
 		kgo.TransactionalID(s.cfg.txnID),

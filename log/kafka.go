@@ -550,6 +550,7 @@ type topicChecker struct {
 // record at offsets [start, to) that a read_committed reader sees.
 type claimWindow struct {
 	claims    []claim
+	byKey     map[string][]claim // the same claims, by key
 	start, to int64
 	anchored  bool
 	// index, when not nil, is every aggregate's sequence state (the winner
@@ -664,14 +665,19 @@ func (tc *topicChecker) window(p int32) *claimWindow {
 	return w
 }
 
-// claimsFrom returns the window's claims at offsets from `from` on.
-func (w *claimWindow) claimsFrom(from int64) []claim {
-	i := sort.Search(len(w.claims), func(i int) bool { return w.claims[i].offset >= from })
-	return w.claims[i:]
+// claimsFrom returns the window's claims of key at offsets from `from` on.
+func (w *claimWindow) claimsFrom(key string, from int64) []claim {
+	cs := w.byKey[key]
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].offset >= from })
+	return cs[i:]
 }
 
 func (w *claimWindow) add(cl claim) {
 	w.claims = append(w.claims, cl)
+	if w.byKey == nil {
+		w.byKey = make(map[string][]claim)
+	}
+	w.byKey[cl.key] = append(w.byKey[cl.key], cl)
 	if len(w.claims) > checkWindow {
 		cut := len(w.claims) - checkWindow/2
 		if w.index != nil {
@@ -688,6 +694,21 @@ func (w *claimWindow) add(cl claim) {
 		}
 		w.claims = append(w.claims[:0], w.claims[cut:]...)
 		w.start = w.claims[0].offset
+		clear(w.byKey)
+		for _, cl := range w.claims {
+			w.byKey[cl.key] = append(w.byKey[cl.key], cl)
+		}
+	}
+}
+
+// fromIndex starts check c at the window's start, from the aggregate's
+// state in the window's index, when the window has one: the verdict then
+// rests on the partition's records alone, not on the caller's word that the
+// aggregate was at Expected.Version at Expected.ReadTo (a caller that read
+// with read_uncommitted, or computed ReadTo itself, could be wrong).
+func (w *claimWindow) fromIndex(c *check) {
+	if w.index != nil && c.from > w.start {
+		c.seq, c.from = w.index[string(c.key)].Clone(), w.start
 	}
 }
 
@@ -696,8 +717,9 @@ func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
 	if tc.wmu.TryLock() {
 		w := tc.window(c.p)
 		if w.anchored && c.from >= w.start && c.last < w.to {
+			w.fromIndex(c)
 			var err error
-			for _, cl := range w.claimsFrom(c.from) {
+			for _, cl := range w.claimsFrom(string(c.key), c.from) {
 				if cl.offset > c.last {
 					break
 				}
@@ -869,6 +891,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		// valid, which is cheaper than reading the partition from its
 		// start again at the next creation.)
 		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
+		clear(w.byKey)
 		w.index = nil
 		if c.from == 0 && !w.noIndex {
 			w.index = map[string]Sequencer{} // read from the start: index as we go
@@ -877,6 +900,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		return nil
 	}
 	w.busy = true
+	w.fromIndex(c)
 	if c.from < w.start {
 		// The check starts before the window: the index knows where the
 		// aggregate stands at the window's start.
@@ -899,7 +923,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 			return err
 		}
 	}
-	for _, cl := range w.claimsFrom(c.from) {
+	for _, cl := range w.claimsFrom(string(c.key), c.from) {
 		if err := c.apply(cl); err != nil {
 			return err
 		}

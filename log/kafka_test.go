@@ -232,3 +232,30 @@ func TestKafkaCreationAfterTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaAppendChecksAgainstTheIndex: an Append whose caller claims a
+// version the aggregate never had at the offset it names (a version read
+// with read_uncommitted, a ReadTo computed by hand) gets the verdict every
+// reader decides once the log holds the partition's index: a conflict, not
+// a success no reader shows.
+func TestKafkaAppendChecksAgainstTheIndex(t *testing.T) {
+	k := newKafka(t, log.WithTopicPartitions(1))
+	typ, id := "Account", uuid.New()
+	out, err := k.Append(ctxT(t), typ, id, log.Expected{}, logtest.Events(typ, id, 0, 1)) // a creation: the index is built
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := out[0].Position.Offset + 1
+	var ce *log.ConflictError
+	_, err = k.Append(ctxT(t), typ, id, log.Expected{Version: 2, ReadTo: end}, logtest.Events(typ, id, 2, 1))
+	if !errors.As(err, &ce) || ce.Actual != 1 {
+		t.Fatalf("Append expecting version 2 of an aggregate at 1: %v, want a conflict at 1", err)
+	}
+	tail, err := k.Read(ctxT(t), typ, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := logtest.Winners(t, tail.Events); len(w) != 1 {
+		t.Fatalf("history of %d events, want 1", len(w))
+	}
+}

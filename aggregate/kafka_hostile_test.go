@@ -16,6 +16,7 @@ import (
 	"github.com/snaplog/snaplog/internal/kafkatest"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/log/logtest"
+	"github.com/snaplog/snaplog/snapshots"
 )
 
 // errLost is the error a lossyLog returns instead of an Append's verdict.
@@ -239,5 +240,43 @@ func TestKafkaRecordBetweenASavesRecords(t *testing.T) {
 	}
 	if got.Version() != 2 || got.State().Balance != 5 {
 		t.Fatalf("loaded version %d balance %d, want 2 and 5", got.Version(), got.State().Balance)
+	}
+}
+
+// TestKafkaTombstoneUnderACheckpoint: an aggregate whose events all lie
+// before a checkpoint and whose snapshot was deleted (a tombstone, through
+// the store's Delete) loads at its version, not as not found. Before, "no
+// snapshot under a checkpoint" was read as "no events before it" and the
+// load returned ErrNotFound for an aggregate with events.
+func TestKafkaTombstoneUnderACheckpoint(t *testing.T) {
+	ks := newKafkaSetup(t, 1, nil)
+	writer := newRepo(t, ks.log)
+	gone := writer.New(uuid.New())
+	grow(t, gone, 2)
+	if err := writer.Save(ctxT(t), gone); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := ks.store(t, snapshots.WithOwner("snapshotter"))
+	snap := snapshots.Snapshot{AggregateID: gone.ID(), AggregateType: "Account", Version: gone.Version(), SchemaVersion: 1, CreatedAt: time.Now(),
+		Position: gone.Position(), Save: mustSave(t, ks, gone), State: map[string]any{"owner": gone.State().Owner, "balance": gone.State().Balance, "ops": gone.State().Ops}}
+	if err := sidecar.Put(ctxT(t), snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: 0, Offset: endOffset(t, ks)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sidecar.Delete(ctxT(t), "Account", gone.ID()); err != nil {
+		t.Fatal(err)
+	}
+	repo := newRepo(t, ks.log, aggregate.WithSnapshotStore(ks.store(t)))
+	got, err := repo.Load(ctxT(t), gone.ID())
+	if err != nil {
+		t.Fatalf("load of an aggregate with 2 events whose snapshot was deleted under a checkpoint: %v", err)
+	}
+	if got.Version() != 2 || got.State() != gone.State() {
+		t.Fatalf("loaded v%d %+v, want v2 %+v", got.Version(), got.State(), gone.State())
+	}
+	if _, err := repo.Load(ctxT(t), uuid.New()); !errors.Is(err, aggregate.ErrNotFound) {
+		t.Fatalf("unknown aggregate under a checkpoint: %v", err)
 	}
 }

@@ -161,8 +161,12 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, ctx.Err())
 	case errors.Is(err, snapshots.ErrNotFound):
 		if hasCP {
-			// No snapshot under a checkpoint: the aggregate has no events
-			// before it, so its events are all after it.
+			// No snapshot under a checkpoint: the checkpoint says the
+			// aggregate has no events before it, so its events are all
+			// after it. The tail after it confirms that when it starts the
+			// aggregate at version 0. When it shows no event, the snapshot
+			// may be gone (a tombstone, a value compacted away): only a
+			// replay from the start may say the aggregate does not exist.
 			root := newRoot(r.typ, r.cfg.now, id)
 			var seq log.Sequencer
 			ok, err := r.readAfter(ctx, root, &seq, cp)
@@ -171,7 +175,7 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 			}
 			if ok {
 				if root.version == 0 {
-					return nil, 0, nil, fmt.Errorf("%w: %s %s", ErrNotFound, r.typ.Name, id)
+					return nil, MissNotFound, nil, nil
 				}
 				r.stats.loadsFromCheckpoint.Add(1)
 				return root, 0, nil, nil

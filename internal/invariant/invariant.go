@@ -608,16 +608,7 @@ func (g *engine) check(obs Observations) {
 	for _, s := range obs.Unknown {
 		g.rep.Unknown++
 		note("unknown", s)
-		present := 0
-		var first *event
-		for _, id := range s.Events {
-			if e := where[id]; e != nil {
-				present++
-				if first == nil {
-					first = e
-				}
-			}
-		}
+		present, first := inHistory(s, where)
 		accs := acceptedOf(s.Aggregate, s.Save)
 		switch {
 		case present == 0 && len(accs) == 0:
@@ -646,6 +637,20 @@ func (g *engine) check(obs Observations) {
 	}
 }
 
+// inHistory returns how many of a save's events are in a history, and the
+// first of them.
+func inHistory(s Save, where map[uuid.UUID]*event) (present int, first *event) {
+	for _, id := range s.Events {
+		if e := where[id]; e != nil {
+			present++
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	return present, first
+}
+
 func recordOf(e *event) *kgo.Record {
 	if e == nil {
 		return nil
@@ -663,16 +668,7 @@ func (g *engine) checkAcked(s Save, accs []*accepted, where map[uuid.UUID]*event
 		}
 	}
 	if len(mine) == 0 {
-		present := 0
-		var first *event
-		for _, id := range s.Events {
-			if e := where[id]; e != nil {
-				present++
-				if first == nil {
-					first = e
-				}
-			}
-		}
+		present, first := inHistory(s, where)
 		if present > 0 {
 			g.violate("partial-save", recordOf(first), s.Aggregate, s.Save, "%s: %d of its %d events are in the history, but not as that save", s, present, len(s.Events))
 			return false

@@ -2,6 +2,7 @@ package aggregate_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"slices"
@@ -226,9 +227,14 @@ func TestBackgroundMode(t *testing.T) {
 	if err := repo.Save(ctxT(t), a); err != nil {
 		t.Fatal(err)
 	}
+	short, cancel := context.WithTimeout(ctxT(t), 50*time.Millisecond)
+	defer cancel()
+	if n, err := repo.AwaitPendingSnapshots(short); n != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AwaitPendingSnapshots with the write blocked = %d, %v; want 1, deadline exceeded", n, err)
+	}
 	close(store.gate)
-	n, err := repo.AwaitPendingSnapshots(ctxT(t))
-	if err != nil || n != 1 {
+	// The write may finish before the await starts: it waits for at most one.
+	if n, err := repo.AwaitPendingSnapshots(ctxT(t)); err != nil || n > 1 {
 		t.Fatalf("AwaitPendingSnapshots = %d, %v", n, err)
 	}
 	snap, err := store.Get(ctxT(t), "Account", a.ID())

@@ -319,6 +319,11 @@ func TestInspect(t *testing.T) {
 		code, _ := get(t, base+"/readyz")
 		return code == http.StatusOK
 	})
+	// Ready means restored, not caught up: wait for both orders' snapshots.
+	waitFor(t, "2 snapshots written", 60*time.Second, func() bool {
+		_, body := get(t, base+"/metrics")
+		return strings.Contains(body, `snaplog_snapshotter_snapshots_written_total{aggregate_type="Order"} 2`)
+	})
 	var stderr strings.Builder
 	if code := run(ctxT(t, time.Minute), []string{"rebuild", "-type", "Order"}, e.environ(), io.Discard, &stderr, testTypes(t)); code != exitError ||
 		!strings.Contains(stderr.String(), "stop the sidecars of the group before rebuilding") {

@@ -265,7 +265,11 @@ func TestKafkaTombstoneUnderACheckpoint(t *testing.T) {
 	if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: 0, Offset: endOffset(t, ks)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sidecar.Delete(ctxT(t), "Account", gone.ID()); err != nil {
+	if err := sidecar.Delete(ctxT(t), "Account", gone.ID()); !errors.Is(err, snapshots.ErrOwned) {
+		t.Fatalf("Delete on a partition a snapshotter checkpoints: %v, want ErrOwned", err)
+	}
+	// A tombstone written all the same.
+	if err := kafkatest.Client(t).ProduceSync(ctxT(t), &kgo.Record{Topic: ks.snaps + "Account", Partition: 0, Key: log.Key(gone.ID())}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	repo := newRepo(t, ks.log, aggregate.WithSnapshotStore(ks.store(t)))
@@ -278,5 +282,82 @@ func TestKafkaTombstoneUnderACheckpoint(t *testing.T) {
 	}
 	if _, err := repo.Load(ctxT(t), uuid.New()); !errors.Is(err, aggregate.ErrNotFound) {
 		t.Fatalf("unknown aggregate under a checkpoint: %v", err)
+	}
+}
+
+// TestKafkaInflatedSnapshotUnderACheckpoint: a validly encoded snapshot
+// claiming version 1000 at the real position and save of the aggregate's
+// last event (v10), under a checkpoint past it. Before, the load took the
+// snapshot's version on the checkpoint's word: it returned v1000, a save on
+// top of it was acknowledged and no replay showed it. Now the load confirms
+// the snapshot's last event in the log, counts the miss, replays, and the
+// next real snapshot of the aggregate is used again.
+func TestKafkaInflatedSnapshotUnderACheckpoint(t *testing.T) {
+	ks := newKafkaSetup(t, 1, nil)
+	writer := newRepo(t, ks.log)
+	a := writer.New(uuid.New())
+	for range 5 {
+		grow(t, a, 2)
+		if err := writer.Save(ctxT(t), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stateOf := func(a *aggregate.Root[Account]) map[string]any {
+		return map[string]any{"owner": a.State().Owner, "balance": a.State().Balance, "ops": a.State().Ops}
+	}
+	real := snapshots.Snapshot{AggregateID: a.ID(), AggregateType: "Account", Version: a.Version(), SchemaVersion: 1, CreatedAt: time.Now(),
+		Position: a.Position(), Save: mustSave(t, ks, a), State: stateOf(a)}
+	sidecar := ks.store(t, snapshots.WithOwner("snapshotter"))
+	if err := sidecar.Put(ctxT(t), real); err != nil {
+		t.Fatal(err)
+	}
+	if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: 0, Offset: endOffset(t, ks)}); err != nil {
+		t.Fatal(err)
+	}
+	raw := kafkatest.Client(t)
+	produce := func(s snapshots.Snapshot) {
+		t.Helper()
+		v, err := ks.codec(t).Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: ks.snaps + "Account", Partition: 0, Key: log.Key(s.AggregateID), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := real
+	forged.Version = 1000
+	produce(forged)
+
+	repo := newRepo(t, ks.log, aggregate.WithSnapshotStore(ks.store(t)))
+	got, err := repo.Load(ctxT(t), a.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version() != 10 || got.State() != a.State() {
+		t.Fatalf("loaded v%d %+v under a forged v1000 snapshot, want v10 %+v", got.Version(), got.State(), a.State())
+	}
+	if st := repo.Stats(); st.Misses[aggregate.MissPosition] != 1 || st.LoadsFromSnapshot != 0 {
+		t.Fatalf("stats %+v, want one position miss", st)
+	}
+	grow(t, got, 1)
+	if err := repo.Save(ctxT(t), got); err != nil {
+		t.Fatal(err)
+	}
+	replayed, err := newRepo(t, ks.log).Load(ctxT(t), a.ID())
+	if err != nil || replayed.Version() != 11 || replayed.State() != got.State() {
+		t.Fatalf("full replay after the save: %v, %v; want v11 %+v", replayed, err, got.State())
+	}
+
+	// The next real snapshot, written after the forged one, is used.
+	next := real
+	next.Version, next.Position, next.Save, next.State = 11, got.Position(), mustSave(t, ks, got), stateOf(got)
+	produce(next)
+	fresh := newRepo(t, ks.log, aggregate.WithSnapshotStore(ks.store(t)))
+	if got, err := fresh.Load(ctxT(t), a.ID()); err != nil || got.Version() != 11 || got.State() != replayed.State() {
+		t.Fatalf("load after the real snapshot: %v, %v", got, err)
+	}
+	if st := fresh.Stats(); st.LoadsFromSnapshot != 1 {
+		t.Fatalf("stats %+v, want the load from the real snapshot", st)
 	}
 }

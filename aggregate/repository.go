@@ -198,15 +198,33 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	if err != nil {
 		return nil, MissRestoreError, err, nil
 	}
-	if hasCP && cp.EventsPartition == snap.Position.Partition && cp.Offset > snap.Position.Offset+1 {
+	root := newRoot(r.typ, r.cfg.now, id)
+	root.state = state
+	root.version, root.committed = snap.Version, snap.Version
+	root.last, root.save = snap.Position, snap.Save
+	// The snapshot's own event is the last of a save (Confirm checks it):
+	// after it no save of the aggregate is incomplete, and the sequence
+	// starts at its version.
+	seq := log.Sequencer{Version: snap.Version}
+	if at, ok := r.log.(EventAtReader); ok && hasCP && cp.EventsPartition == snap.Position.Partition && cp.Offset > snap.Position.Offset+1 {
 		// The checkpoint is past the snapshot: the snapshot includes every
-		// event of the aggregate before it.
-		root := newRoot(r.typ, r.cfg.now, id)
-		root.state = state
-		root.version, root.committed = snap.Version, snap.Version
-		root.last, root.save = snap.Position, snap.Save
-		seq := log.Sequencer{Version: snap.Version}
+		// event of the aggregate before it. Confirm the snapshot's last
+		// event while reading the tail from the checkpoint.
+		confirmed := make(chan error, 1)
+		go func() {
+			e, err := at.EventAt(ctx, r.typ.Name, id, snap.Position.Offset)
+			if err == nil {
+				err = snap.Confirm(e)
+			}
+			confirmed <- err
+		}()
 		ok, err := r.readAfter(ctx, root, &seq, cp)
+		if cerr := <-confirmed; cerr != nil {
+			if errors.Is(cerr, log.ErrNoEvent) || errors.Is(cerr, snapshots.ErrUnconfirmed) {
+				return nil, MissPosition, cerr, nil
+			}
+			return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: confirm %s: %w", r.typ.Name, id, snap, cerr)
+		}
 		if err != nil {
 			var rerr *restoreError
 			if errors.As(err, &rerr) {
@@ -220,33 +238,36 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 		r.stats.loadsFromSnapshot.Add(1)
 		return root, 0, nil, nil
 	}
-	// Read from the snapshot's own last event, to check that the log holds
-	// it where the snapshot says: a snapshot of another log, or of a
-	// topic that was repartitioned, must not be trusted.
+	// Read from the snapshot's own last event, to confirm it: a snapshot of
+	// another log, of a topic that was repartitioned, or forged, must not
+	// be trusted.
 	tail, err := r.log.Read(ctx, r.typ.Name, id, snap.Position.Offset)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, err)
 	}
-	if tail.Partition != snap.Position.Partition || len(tail.Events) == 0 ||
-		tail.Events[0].Position.Offset != snap.Position.Offset || tail.Events[0].AggregateVersion != snap.Version {
-		return nil, MissPosition, fmt.Errorf("log does not hold version %d of %s %s at %s", snap.Version, r.typ.Name, id, snap.Position), nil
+	if len(tail.Events) == 0 {
+		return nil, MissPosition, fmt.Errorf("%w: %s: the log holds no event of %s %s from offset %d on", snapshots.ErrUnconfirmed, snap, r.typ.Name, id, snap.Position.Offset), nil
 	}
-	if e := tail.Events[0]; e.AggregateVersion != e.Expected+int64(e.SaveEvents) {
-		return nil, MissPosition, fmt.Errorf("version %d of %s %s at %s is not the last event of its save", snap.Version, r.typ.Name, id, snap.Position), nil
+	if err := snap.Confirm(tail.Events[0]); err != nil {
+		return nil, MissPosition, err, nil
 	}
-	root := newRoot(r.typ, r.cfg.now, id)
-	root.state = state
-	root.version, root.committed = snap.Version, snap.Version
-	root.last, root.save = snap.Position, tail.Events[0].Save
-	// The snapshot's own event is the last of a save: after it no save of
-	// the aggregate is incomplete, and the sequence starts at its version.
-	seq := log.Sequencer{Version: snap.Version}
 	tail.Events = tail.Events[1:]
 	if err := r.replay(root, &seq, tail); err != nil {
 		return nil, MissRestoreError, err, nil
 	}
 	r.stats.loadsFromSnapshot.Add(1)
 	return root, 0, nil, nil
+}
+
+// EventAtReader is implemented by event logs that read one stored event by
+// its offset (log.Kafka and log.Memory do). A repository on such a log
+// confirms a snapshot under a checkpoint with one point read, made while it
+// reads the tail from the checkpoint; on other logs it reads the log from
+// the snapshot's last event on.
+type EventAtReader interface {
+	// EventAt returns the aggregate's event at offset in its partition, or
+	// an error wrapping log.ErrNoEvent when there is none.
+	EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (log.Event, error)
 }
 
 // replay applies the events of tail that the winner rule accepts, from the
@@ -369,25 +390,19 @@ func (r *Repository[S]) miss(id uuid.UUID, reason MissReason, cause error) {
 	}
 }
 
-// Exists reports whether the aggregate has events.
+// Exists reports whether the aggregate has events: whether Load would find
+// it.
 func (r *Repository[S]) Exists(ctx context.Context, id uuid.UUID) (bool, error) {
-	from := int64(0)
 	if r.cfg.store != nil {
 		if snap, err := r.cfg.store.Get(ctx, r.typ.Name, id); err == nil && snap.AggregateID == id && snap.Position.Offset >= 0 {
-			from = snap.Position.Offset
+			// A snapshot the log confirms stands on an event of the aggregate.
+			ok, err := r.confirm(ctx, snap)
+			if err != nil || ok {
+				return ok, err
+			}
 		}
 	}
-	tail, err := r.log.Read(ctx, r.typ.Name, id, from)
-	if err != nil {
-		return false, fmt.Errorf("aggregate: exists %s %s: %w", r.typ.Name, id, err)
-	}
-	if len(tail.Events) > 0 {
-		return true, nil
-	}
-	if from == 0 {
-		return false, nil
-	}
-	tail, err = r.log.Read(ctx, r.typ.Name, id, 0)
+	tail, err := r.log.Read(ctx, r.typ.Name, id, 0)
 	if err != nil {
 		return false, fmt.Errorf("aggregate: exists %s %s: %w", r.typ.Name, id, err)
 	}
@@ -398,6 +413,29 @@ func (r *Repository[S]) Exists(ctx context.Context, id uuid.UUID) (bool, error) 
 		}
 	}
 	return false, nil
+}
+
+// confirm reports whether the log confirms snap (Snapshot.Confirm).
+func (r *Repository[S]) confirm(ctx context.Context, snap snapshots.Snapshot) (bool, error) {
+	var e log.Event
+	if at, ok := r.log.(EventAtReader); ok {
+		var err error
+		if e, err = at.EventAt(ctx, r.typ.Name, snap.AggregateID, snap.Position.Offset); errors.Is(err, log.ErrNoEvent) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("aggregate: %s %s: confirm %s: %w", r.typ.Name, snap.AggregateID, snap, err)
+		}
+	} else {
+		tail, err := r.log.Read(ctx, r.typ.Name, snap.AggregateID, snap.Position.Offset)
+		if err != nil {
+			return false, fmt.Errorf("aggregate: %s %s: confirm %s: %w", r.typ.Name, snap.AggregateID, snap, err)
+		}
+		if len(tail.Events) == 0 {
+			return false, nil
+		}
+		e = tail.Events[0]
+	}
+	return snap.Confirm(e) == nil, nil
 }
 
 // Save stores the aggregate's uncommitted events, all or none, as the

@@ -81,6 +81,7 @@ type Kafka struct {
 	cl  *kgo.Client // non-transactional producer, metadata and fetches
 	adm *kadm.Client
 	rd  *kread.Reader
+	at  *kread.Reader // point reads (EventAt): one batch per fetch
 	// poll has a client of its own: a broker answers one request per
 	// connection at a time, and a long poll must not hold up reads.
 	poll *kread.Reader
@@ -256,6 +257,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		cl:       cl,
 		adm:      kadm.NewClient(cl),
 		rd:       kread.NewReader(cl),
+		at:       pointReader(cl),
 		poll:     kread.NewReader(pollCl),
 		txns:     make(chan *kgo.Client, c.txnProducers),
 		topics:   make(map[string]*kafkaTopic),
@@ -1087,6 +1089,54 @@ func (k *Kafka) Read(ctx context.Context, aggregateType string, aggregateID uuid
 	}
 	tail.End, tail.Scanned = end, scanned
 	return tail, nil
+}
+
+// EventAt returns the aggregate's event stored at offset in its partition,
+// or an error wrapping ErrNoEvent when the record there is not an event of
+// the aggregate (another aggregate's, not a snaplog event, part of an
+// aborted transaction, or no record at all). It reads one record batch with
+// read_committed. A repository uses it to confirm the event a snapshot says
+// it ends with, without reading the log from there on.
+func (k *Kafka) EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (Event, error) {
+	if offset < 0 {
+		return Event{}, fmt.Errorf("%w: %s %s at negative offset %d", ErrNoEvent, aggregateType, aggregateID, offset)
+	}
+	t, err := k.topic(ctx, aggregateType, false)
+	if err != nil {
+		return Event{}, err
+	}
+	if t == nil {
+		if err := ctx.Err(); err != nil {
+			return Event{}, err
+		}
+		return Event{}, fmt.Errorf("%w: %s %s: topic %s does not exist", ErrNoEvent, aggregateType, aggregateID, k.Topic(aggregateType))
+	}
+	p := Partition(aggregateID, t.Partitions)
+	rec, err := k.at.RecordAt(ctx, t, p, offset)
+	switch {
+	case errors.Is(err, kerr.OffsetOutOfRange):
+		return Event{}, fmt.Errorf("%w: %s %s: %s/%d has no offset %d", ErrNoEvent, aggregateType, aggregateID, t.Name, p, offset)
+	case err != nil:
+		return Event{}, fmt.Errorf("log: read %s %s at %s/%d@%d: %w", aggregateType, aggregateID, t.Name, p, offset, err)
+	case rec == nil:
+		return Event{}, fmt.Errorf("%w: %s %s: %s/%d@%d holds no committed record", ErrNoEvent, aggregateType, aggregateID, t.Name, p, offset)
+	case !bytes.Equal(rec.Key, Key(aggregateID)):
+		return Event{}, fmt.Errorf("%w: %s %s: %s/%d@%d is keyed %q", ErrNoEvent, aggregateType, aggregateID, t.Name, p, offset, rec.Key)
+	}
+	e, err := fromRecord(rec)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %s %s: %s/%d@%d: %w", ErrNoEvent, aggregateType, aggregateID, t.Name, p, offset, err)
+	}
+	return e, nil
+}
+
+// pointReader is a Reader whose fetches return one record batch: the broker
+// always returns the first batch at the offset asked for, however small the
+// byte limit.
+func pointReader(cl *kgo.Client) *kread.Reader {
+	rd := kread.NewReader(cl)
+	rd.FetchBytes = 1
+	return rd
 }
 
 func toRecord(topic string, p int32, key []byte, e *Event) *kgo.Record {

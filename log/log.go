@@ -17,6 +17,10 @@ var ErrConflict = errors.New("log: version conflict")
 // out of sequence, or events of different aggregates in one call.
 var ErrInvalidEvent = errors.New("log: invalid event")
 
+// ErrNoEvent is reported (through errors.Is) by EventAt when the record at
+// the offset asked for is not an event of the aggregate.
+var ErrNoEvent = errors.New("log: no event of the aggregate there")
+
 // ConflictError says that an Append lost the race for a version. It carries
 // the aggregate, the version the caller expected and the version the
 // aggregate actually had.

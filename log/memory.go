@@ -167,6 +167,29 @@ func (m *Memory) Read(ctx context.Context, aggregateType string, aggregateID uui
 	return tail, nil
 }
 
+// EventAt returns the aggregate's event stored at offset, or an error
+// wrapping ErrNoEvent when the event there is another aggregate's or there
+// is none.
+func (m *Memory) EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (Event, error) {
+	if err := ctx.Err(); err != nil {
+		return Event{}, err
+	}
+	p := Partition(aggregateID, m.partitions)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var part *memPartition
+	if t := m.topics[aggregateType]; t != nil {
+		part = &t.parts[p]
+	}
+	if part == nil || offset < 0 || offset >= int64(len(part.records)) || part.records[offset].AggregateID != aggregateID {
+		return Event{}, fmt.Errorf("%w: %s %s at %d@%d", ErrNoEvent, aggregateType, aggregateID, p, offset)
+	}
+	e := part.records[offset]
+	e.Payload = slices.Clone(e.Payload)
+	e.Metadata.Values = cloneMap(e.Metadata.Values)
+	return e, nil
+}
+
 func cloneMap(m map[string]string) map[string]string {
 	if m == nil {
 		return nil

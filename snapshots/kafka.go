@@ -60,10 +60,13 @@ var ErrTopicLayout = errors.New("snapshots: snapshot topic layout")
 // aggregate), and the encoded value while the cache budget
 // (WithViewCacheBytes) allows; a value beyond the budget is fetched from
 // Kafka when asked for. So the view's memory is 83 bytes times the
-// aggregates of the restored partitions, plus at most the budget. It never lets a lower
-// version replace a higher one it holds, and it skips, counts and logs (with
-// topic, partition and offset) records it cannot decode or that name
-// another aggregate.
+// aggregates of the restored partitions, plus at most the budget. Like
+// compaction, it takes a key's last record as its snapshot (Put refuses to
+// write a version lower than the view's, ErrStale); it skips, counts and
+// logs (with topic, partition and offset) records it cannot decode or that
+// name another aggregate. Nothing in the topic is trusted: a repository
+// uses a snapshot only once the log confirms its last event
+// (Snapshot.Confirm).
 //
 // Kafka owns its clients, built from the options given to NewKafka, and
 // closes them in Close. It is safe for concurrent use.
@@ -82,6 +85,11 @@ type Kafka struct {
 	types   map[string]*kafkaType
 	missing map[string]time.Time // types found without a snapshot topic, and when
 	tailing bool
+
+	// putLocks serialize the Puts of an aggregate (by the first byte of its
+	// id): the view's version check and the write it allows are one step,
+	// so this store never writes a version below one it wrote.
+	putLocks [64]sync.Mutex
 
 	cached  atomic.Int64 // bytes of values the view holds
 	skipped atomic.Uint64
@@ -614,13 +622,17 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 	k.remember(vp, id, snap.Version, r.Offset, r.Value)
 }
 
-// remember records a snapshot in the view unless the view holds a higher
-// version of the aggregate.
+// remember records a snapshot in the view unless the view holds a later
+// record of the aggregate. The view follows the topic, as compaction does:
+// a key's last record is its snapshot, whatever its version. (Keeping the
+// highest version instead would let one forged record block every real
+// snapshot written after it; loads confirm what they use, see
+// Snapshot.Confirm.)
 func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version, offset int64, value []byte) {
 	vp.mu.Lock()
 	defer vp.mu.Unlock()
 	e := vp.entries[id]
-	if e != nil && e.version > version {
+	if e != nil && e.offset > offset {
 		return
 	}
 	if e == nil {
@@ -680,7 +692,10 @@ func (k *Kafka) fetchValue(ctx context.Context, kt *kafkaType, p int32, offset i
 		return nil, fmt.Errorf("snapshots: fetch %s/%d@%d: %w", kt.topic.Name, p, offset, err)
 	}
 	if value == nil {
-		return nil, fmt.Errorf("%w: %s/%d@%d is gone (compacted away)", ErrNotFound, kt.topic.Name, p, offset)
+		// Compaction removes a record only under a later one of its key,
+		// which the view has not read yet: the aggregate has a snapshot,
+		// so this is no ErrNotFound.
+		return nil, fmt.Errorf("snapshots: %s/%d@%d is gone (compacted away under a later record the view has not read yet)", kt.topic.Name, p, offset)
 	}
 	return value, nil
 }
@@ -708,6 +723,9 @@ func (k *Kafka) Put(ctx context.Context, s Snapshot) error {
 	if s.Position.Partition != vp.p {
 		return fmt.Errorf("snapshots: put %s: its last event is in partition %d, the aggregate's snapshots are in partition %d", s, s.Position.Partition, vp.p)
 	}
+	mu := &k.putLocks[s.AggregateID[0]%byte(len(k.putLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	vp.mu.RLock()
 	err = k.writable(kt, vp)
 	if e := vp.entries[s.AggregateID]; err == nil && e != nil && e.version > s.Version {
@@ -729,14 +747,23 @@ func (k *Kafka) Put(ctx context.Context, s Snapshot) error {
 	return nil
 }
 
-// Delete implements Store with a tombstone.
+// Delete implements Store with a tombstone. It refuses (ErrOwned) a
+// partition a snapshotter owns, whatever the store's owner name: the
+// snapshotter's checkpoint promises that every aggregate with events before
+// it has a snapshot there, and a deleted snapshot would break that promise.
+// (Loads survive a tombstone written all the same: they read the aggregate
+// from the log; see aggregate.Repository.Load.) To drop the snapshots of an
+// owned topic, stop its snapshotters and rebuild.
 func (k *Kafka) Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error {
 	kt, vp, err := k.part(ctx, aggregateType, aggregateID, false)
 	if err != nil || vp == nil {
 		return err
 	}
 	vp.mu.RLock()
-	err = k.writable(kt, vp)
+	if cp := vp.checkpoint; cp != nil && cp.Owner != "" {
+		err = fmt.Errorf("%w: %s/%d: snapshotter %q checkpoints it, and its checkpoint promises a snapshot of every aggregate with events before offset %d; not deleting %s %s",
+			ErrOwned, kt.topic.Name, vp.p, cp.Owner, cp.Offset, aggregateType, aggregateID)
+	}
 	vp.mu.RUnlock()
 	if err != nil {
 		return err

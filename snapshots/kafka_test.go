@@ -146,10 +146,13 @@ func TestKafkaViewRestoresAndTails(t *testing.T) {
 	}
 }
 
-// TestKafkaViewSurvivesBadRecords: corrupt bytes, a foreign key, a snapshot
-// filed under another aggregate's key and an older version written after a
-// newer one are all skipped (and counted) or ignored; the good snapshots
-// stay readable and the partition keeps moving.
+// TestKafkaViewSurvivesBadRecords: corrupt bytes, a foreign key and a
+// snapshot filed under another aggregate's key are skipped (and counted);
+// the good snapshots stay readable and the partition keeps moving. An older
+// version written after a newer one is the key's snapshot, in the live view
+// and in a fresh restore alike, as it will be once compaction has run: the
+// view follows the topic (a forged high version must not block the real
+// snapshots written after it).
 func TestKafkaViewSurvivesBadRecords(t *testing.T) {
 	env := newEnv(t, 1)
 	s := env.store(t)
@@ -175,11 +178,11 @@ func TestKafkaViewSurvivesBadRecords(t *testing.T) {
 	}
 	put(t, s, env, other, 3)
 	for _, st := range []*snapshots.Kafka{s, env.store(t)} { // the live view and a fresh restore
-		if got, err := st.Get(ctxT(t), "Account", id); err != nil || got.Version != 10 {
-			t.Fatalf("Get %s: %v %v", id, got, err)
-		}
 		if err := st.Caught(ctxT(t)); err != nil {
 			t.Fatal(err)
+		}
+		if got, err := st.Get(ctxT(t), "Account", id); err != nil || got.Version != 4 {
+			t.Fatalf("Get %s: %v %v, want the last record's version 4", id, got, err)
 		}
 		if got, err := st.Get(ctxT(t), "Account", other); err != nil || got.Version != 3 {
 			t.Fatalf("Get %s: %v %v", other, got, err)

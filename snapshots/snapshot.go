@@ -49,6 +49,39 @@ type Snapshot struct {
 	State map[string]any
 }
 
+// ErrUnconfirmed is reported (through errors.Is) by Confirm for a snapshot
+// the log does not confirm.
+var ErrUnconfirmed = errors.New("snapshots: snapshot not confirmed by the log")
+
+// Confirm checks a snapshot against e, the event the log holds at the
+// snapshot's Position (log.Kafka.EventAt, or the first event of a Read from
+// that offset): the same aggregate and type, version and save, at that
+// position, and the last event of its save, since a snapshot never stands
+// inside a save. It is the one check every reader applies before it uses a
+// snapshot's version or state: a snapshot topic takes records from anyone,
+// and a version the log does not hold where the snapshot says would give a
+// load a version the aggregate does not have, and a save built on it could
+// be lost. A snapshot of another log, of a repartitioned topic, or written
+// by hand fails it, with an error wrapping ErrUnconfirmed that says why.
+func (s Snapshot) Confirm(e log.Event) error {
+	var why string
+	switch {
+	case e.AggregateID != s.AggregateID || e.AggregateType != s.AggregateType:
+		why = fmt.Sprintf("the event there is of %s %s", e.AggregateType, e.AggregateID)
+	case e.Position != s.Position:
+		why = fmt.Sprintf("the event is at %s", e.Position)
+	case e.AggregateVersion != s.Version:
+		why = fmt.Sprintf("the event there is version %d", e.AggregateVersion)
+	case e.Save != s.Save:
+		why = fmt.Sprintf("the event there is of save %s, the snapshot names save %s", e.Save, s.Save)
+	case e.AggregateVersion != e.Expected+int64(e.SaveEvents):
+		why = fmt.Sprintf("the event there is event %d of the %d of its save", e.AggregateVersion-e.Expected, e.SaveEvents)
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %s", ErrUnconfirmed, s, why)
+}
+
 func (s Snapshot) String() string {
 	return fmt.Sprintf("%s %s v%d (schema %d, at %s)", s.AggregateType, s.AggregateID, s.Version, s.SchemaVersion, s.Position)
 }

@@ -395,7 +395,7 @@ func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.R
 		s.fail(st, r, uuid.Nil, nil, err)
 		return
 	}
-	a := s.agg(ctx, st, e.AggregateID, r.Offset)
+	a := s.agg(ctx, st, e, r.Offset)
 	if a.failed != nil {
 		return
 	}
@@ -433,10 +433,12 @@ func (s *Snapshotter) fail(st *partState, r *kgo.Record, id uuid.UUID, a *aggSta
 	}
 }
 
-// agg returns the state of an aggregate of partition st, loading it from
-// its snapshot, or from the log up to offset `before` when it has no usable
-// snapshot but may have events before it.
-func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, before int64) *aggState {
+// agg returns the state of the aggregate of e, an event of partition st at
+// offset `before`, loading it from its snapshot once the log confirms it,
+// or from the log up to `before` when it has no usable snapshot but may
+// have events before it.
+func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, before int64) *aggState {
+	id := e.AggregateID
 	if a := st.aggs[id]; a != nil {
 		a.used = time.Now()
 		return a
@@ -458,12 +460,29 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, befo
 	}
 	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
 		if state, rerr := st.typ.fromRecord(snap.State); rerr == nil {
-			a.state, a.seq, a.save, a.last, a.snapVersion = state, log.Sequencer{Version: snap.Version}, snap.Save, snap.Position, snap.Version
-			return a
+			// Only a snapshot whose last event the log holds where it says
+			// (Snapshot.Confirm, the rule loads apply too): a forged or
+			// foreign snapshot is rebuilt from the log, and replaced by
+			// the next snapshot.
+			ev, cerr := s.events.EventAt(ctx, st.typ.name, id, snap.Position.Offset)
+			if cerr == nil {
+				cerr = snap.Confirm(ev)
+			}
+			if cerr == nil {
+				a.state, a.seq, a.save, a.last, a.snapVersion = state, log.Sequencer{Version: snap.Version}, snap.Save, snap.Position, snap.Version
+				return a
+			}
+			s.cfg.logger.Warn("snapshot not confirmed by the log; rebuilding the aggregate from its events",
+				slog.String("topic", st.topic), slog.Int("partition", int(st.p)), slog.String("aggregate_id", id.String()), slog.Any("error", cerr))
+			err = cerr
 		}
 	}
-	if errors.Is(err, snapshots.ErrNotFound) && st.checkpoint >= 0 {
-		return a // the checkpoint says: no events before it
+	if errors.Is(err, snapshots.ErrNotFound) && st.checkpoint >= 0 && e.Expected == 0 {
+		// The checkpoint says: no events before it, and the aggregate's
+		// first record after it is a creation. A record that expected a
+		// version above 0 shows events before the checkpoint whose
+		// snapshot is gone (a tombstone): those are read from the log.
+		return a
 	}
 	if st.checkpoint < 0 {
 		return a // reading the partition from its start

@@ -106,6 +106,9 @@ func (t *Topic) Refresh(ctx context.Context, cl *kgo.Client) {
 type Range struct {
 	Off, Until int64
 	Scanned    int64
+	// Stable ends the range at the partition's last stable offset when
+	// Until lies beyond it, rather than wait for open transactions.
+	Stable bool
 }
 
 // Done reports whether the range is read.
@@ -130,6 +133,20 @@ func (rd *Reader) ScanOne(ctx context.Context, t *Topic, p int32, from, until in
 	r := &Range{Off: from, Until: until}
 	err := rd.Scan(ctx, t, map[int32]*Range{p: r}, func(_ int32, rec *kgo.Record) error { return fn(rec) })
 	return r.Off, r.Scanned, err
+}
+
+// RecordAt returns the committed record at offset in partition p, or nil
+// when there is none (an aborted transaction's, a control record, one not
+// stable yet).
+func (rd *Reader) RecordAt(ctx context.Context, t *Topic, p int32, offset int64) (*kgo.Record, error) {
+	var rec *kgo.Record
+	err := rd.Scan(ctx, t, map[int32]*Range{p: {Off: offset, Until: offset + 1, Stable: true}}, func(_ int32, r *kgo.Record) error {
+		if r.Offset == offset {
+			rec = r
+		}
+		return nil
+	})
+	return rec, err
 }
 
 // Scan fetches partitions of t with read_committed, each over its range,
@@ -243,6 +260,12 @@ func (rd *Reader) Fetch(ctx context.Context, t *Topic, leader int32, ps []int32,
 				}
 				retriable = err
 				continue
+			}
+			if rg.Stable && part.LastStableOffset >= 0 && rg.Until > part.LastStableOffset {
+				rg.Until = max(rg.Off, part.LastStableOffset)
+				if rg.Done() {
+					continue
+				}
 			}
 			if rg.Until < 0 {
 				rg.Until = part.LastStableOffset

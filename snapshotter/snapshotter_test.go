@@ -501,3 +501,66 @@ func TestIncompleteSave(t *testing.T) {
 		t.Fatalf("after the save's second record: %v %v, want version %d", got, err, a.Version()+2)
 	}
 }
+
+// TestForgedAndDeletedSnapshots: with the snapshotter stopped, one
+// aggregate's snapshot is overwritten by a validly encoded one claiming
+// version 1000 at the real position, another's is deleted by a tombstone.
+// A new snapshotter of the group does not take either topic content on
+// trust: it rebuilds both aggregates from the log, snapshots them again,
+// and loads afterwards read only the records after the checkpoint and
+// equal a full replay. Before, the forged version stuck (every later event
+// was rejected as expecting a version not reached) and the deleted
+// aggregate restarted at version 0: neither was snapshotted again.
+func TestForgedAndDeletedSnapshots(t *testing.T) {
+	e := newEnv(t, 1)
+	s := e.snapshotter(t)
+	stop := start(t, s)
+	app := e.repo(t)
+	forged, deleted := uuid.New(), uuid.New()
+	accounts := []uuid.UUID{forged, deleted}
+	writeTraffic(t, app, accounts, 6)
+	caughtUp(t, e, s)
+	stop()
+
+	snap, err := e.store(t).Get(ctxT(t), "Account", forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := snapshots.NewAvroCodec()
+	if err := c.Register("Account", accountSchema); err != nil {
+		t.Fatal(err)
+	}
+	snap.Version = 1000
+	value, err := c.Encode(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := kafkatest.Client(t)
+	for _, r := range []*kgo.Record{
+		{Topic: e.snaps + "Account", Partition: 0, Key: log.Key(forged), Value: value},
+		{Topic: e.snaps + "Account", Partition: 0, Key: log.Key(deleted)},
+	} {
+		if err := raw.ProduceSync(ctxT(t), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s2 := e.snapshotter(t)
+	start(t, s2)
+	writeTraffic(t, app, accounts, 3)
+	caughtUp(t, e, s2)
+	if st := s2.Stats(); st.Replays != 2 || st.ApplyFailures != 0 {
+		t.Fatalf("stats %+v, want the two aggregates rebuilt from the log", st)
+	}
+	checkLoads(t, e, accounts)
+	store := e.store(t)
+	for _, id := range accounts {
+		want, err := app.Load(ctxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := store.Get(ctxT(t), "Account", id); err != nil || got.Version != want.Version() {
+			t.Fatalf("%s: snapshot %v, %v; want version %d", id, got, err, want.Version())
+		}
+	}
+}

@@ -136,8 +136,9 @@ type Root[S any] struct {
 }
 
 type unsettledSave struct {
-	id uuid.UUID
-	n  int
+	id     uuid.UUID
+	n      int
+	readTo int64 // the Expected.ReadTo it was sent with; a retry sends the same
 }
 
 func newRoot[S any](typ *Type[S], now func() time.Time, id uuid.UUID) *Root[S] {

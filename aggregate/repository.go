@@ -122,6 +122,9 @@ func (r *Repository[S]) load(ctx context.Context, id uuid.UUID) (*Root[S], error
 	}
 	if r.cfg.store != nil {
 		root, reason, cause, err := r.loadFromSnapshot(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			r.miss(id, reason, cause)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -160,29 +163,26 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	case ctx.Err() != nil:
 		return nil, 0, nil, fmt.Errorf("aggregate: load %s %s: %w", r.typ.Name, id, ctx.Err())
 	case errors.Is(err, snapshots.ErrNotFound):
-		if hasCP {
-			// No snapshot under a checkpoint: the checkpoint says the
-			// aggregate has no events before it, so its events are all
-			// after it. The tail after it confirms that when it starts the
-			// aggregate at version 0. When it shows no event, the snapshot
-			// may be gone (a tombstone, a value compacted away): only a
-			// replay from the start may say the aggregate does not exist.
-			root := newRoot(r.typ, r.cfg.now, id)
-			var seq log.Sequencer
-			ok, err := r.readAfter(ctx, root, &seq, cp)
-			if err != nil {
-				return nil, 0, nil, err
-			}
-			if ok {
-				if root.version == 0 {
-					return nil, MissNotFound, nil, nil
-				}
-				r.stats.loadsFromCheckpoint.Add(1)
-				return root, 0, nil, nil
-			}
+		if !hasCP || !cp.Unborn(id, err) {
+			return nil, MissNotFound, nil, nil
+		}
+		// The snapshot store's word is that the aggregate has no events
+		// before the checkpoint: its events are all after it. The tail
+		// after it confirms that when it starts the aggregate at version 0.
+		root := newRoot(r.typ, r.cfg.now, id)
+		var seq log.Sequencer
+		ok, err := r.readAfter(ctx, root, &seq, cp)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		if !ok {
 			return nil, MissPosition, fmt.Errorf("%s %s has events before checkpoint %d@%d but no snapshot", r.typ.Name, id, cp.EventsPartition, cp.Offset), nil
 		}
-		return nil, MissNotFound, nil, nil
+		if root.version == 0 {
+			return nil, MissNotFound, nil, fmt.Errorf("%w: %s %s (no snapshot, and no event after checkpoint %d@%d)", ErrNotFound, r.typ.Name, id, cp.EventsPartition, cp.Offset)
+		}
+		r.stats.loadsFromCheckpoint.Add(1)
+		return root, 0, nil, nil
 	case errors.Is(err, snapshots.ErrCorrupt):
 		return nil, MissUndecodable, err, nil
 	default:
@@ -475,7 +475,7 @@ func (r *Repository[S]) Save(ctx context.Context, root *Root[S]) error {
 // uncommitted events, as one Append.
 func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 	if root.unsettled == nil {
-		root.unsettled = &unsettledSave{id: uuid.New(), n: len(root.uncommitted)}
+		root.unsettled = &unsettledSave{id: uuid.New(), n: len(root.uncommitted), readTo: r.readTo(ctx, root)}
 	}
 	us := root.unsettled
 	events := make([]log.Event, us.n)
@@ -497,7 +497,7 @@ func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 		}
 	}
 	before := root.committed
-	stored, err := r.log.Append(ctx, r.typ.Name, root.id, log.Expected{Version: before, ReadTo: root.readTo, Save: us.id}, events)
+	stored, err := r.log.Append(ctx, r.typ.Name, root.id, log.Expected{Version: before, ReadTo: us.readTo, Save: us.id}, events)
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
 			root.unsettled = nil // decided: the save lost
@@ -516,6 +516,26 @@ func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 		r.autoSnapshot(ctx, root)
 	}
 	return nil
+}
+
+// readTo returns the Expected.ReadTo of root's next save: where its last
+// read or save left it, or for a creation with nothing read, the
+// checkpoint of its partition when the snapshot store says it has no
+// events before it (Checkpoint.Unborn): the log then checks the creation
+// against the records after the checkpoint only, as a load reads them,
+// instead of against the whole partition.
+func (r *Repository[S]) readTo(ctx context.Context, root *Root[S]) int64 {
+	if root.committed != 0 || root.readTo != 0 || r.cfg.store == nil {
+		return root.readTo
+	}
+	cp, ok := r.checkpoint(ctx, root.id)
+	if !ok {
+		return 0
+	}
+	if _, err := r.cfg.store.Get(ctx, r.typ.Name, root.id); cp.Unborn(root.id, err) {
+		return cp.Offset
+	}
+	return 0
 }
 
 // owns reports whether root is of the repository's aggregate type and schema

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,6 +87,8 @@ type Kafka struct {
 	// connection at a time, and a long poll must not hold up reads.
 	poll *kread.Reader
 
+	checkRead atomic.Uint64 // records read to decide Appends
+
 	txns     chan *kgo.Client // idle transactional producers
 	txnMu    sync.Mutex
 	txnCount int
@@ -114,6 +117,7 @@ type kafkaConfig struct {
 	txnPrefix    string
 	logger       *slog.Logger
 	placements   map[string]int32 // declared with WithPlacement, by aggregate type
+	indexLimit   int
 	errs         []error
 }
 
@@ -205,6 +209,27 @@ func WithTransactionalIDPrefix(p string) KafkaOption {
 	})
 }
 
+// WithIndexLimit bounds the aggregates of one partition the log indexes
+// for its creation checks. An Append whose caller has not read the
+// aggregate (Expected.ReadTo 0: a creation with nothing to bound it) must
+// learn the aggregate's state from the whole partition; the log reads a
+// partition from its start once, at the first such Append, and then keeps
+// every aggregate's state in an index as the partition grows (about 40
+// bytes an aggregate, BenchmarkIndexMemory). Past n aggregates it drops the
+// partition's index, logs a warning naming topic and partition, and from
+// then on each such Append reads the partition from its start. Default
+// DefaultIndexLimit (10 million) per partition; 0 never indexes. A
+// repository with a snapshotter's store bounds its creations by the
+// checkpoint instead (see aggregate.Repository.Save).
+func WithIndexLimit(n int) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		if n < 0 {
+			c.errs = append(c.errs, fmt.Errorf("WithIndexLimit: negative %d", n))
+		}
+		c.indexLimit = n
+	})
+}
+
 // WithKafkaLogger sets the log's logger. Default: nothing is logged.
 func WithKafkaLogger(l *slog.Logger) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
@@ -231,6 +256,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		txnProducers: 2,
 		txnTimeout:   10 * time.Second,
 		txnPrefix:    "snaplog-log-" + uuid.NewString() + "-",
+		indexLimit:   DefaultIndexLimit,
 		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
@@ -487,7 +513,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	// records from where the caller read up to this save's last record. By
 	// then the save is decided, by these records or by an earlier copy of
 	// the same save (a retry).
-	c := &check{key: key, p: p, from: expected.ReadTo, first: first, last: last, seq: Sequencer{Version: expected.Version}, events: events, done: make(chan error, 1)}
+	c := &check{id: aggregateID, key: key, p: p, from: expected.ReadTo, first: first, last: last, seq: Sequencer{Version: expected.Version}, events: events, done: make(chan error, 1)}
 	if c.from <= 0 || c.from > first {
 		c.from, c.seq = 0, Sequencer{}
 	}
@@ -511,6 +537,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 
 // A check is one Append waiting to learn whether it won.
 type check struct {
+	id                uuid.UUID
 	key               []byte
 	p                 int32
 	from, first, last int64
@@ -556,11 +583,10 @@ type claimWindow struct {
 	start, to int64
 	anchored  bool
 	// index, when not nil, is every aggregate's sequence state (the winner
-	// rule applied to all its records) at offset start: it answers checks
-	// that start before the window, creations above all, without reading
-	// the partition from its start each time. It costs about 100 bytes per
-	// aggregate of the partition, and is dropped beyond maxIndexKeys.
-	index   map[string]Sequencer
+	// rule applied to all its records) at offset start: it answers
+	// creations without reading the partition from its start each time.
+	// It is dropped, and not built again, beyond the log's index limit.
+	index   *aggIndex
 	noIndex bool
 	buf     []Event   // AppendNext's buffer for the index
 	busy    bool      // checks attached to the window are waiting
@@ -585,9 +611,6 @@ func (tc *topicChecker) lingering() bool {
 // partition (about 100 bytes each).
 const checkWindow = 8192
 
-// maxIndexKeys bounds a partition's index of aggregate sequence states.
-const maxIndexKeys = 1 << 20
-
 // checkPoll is how long a tailing fetch waits at the broker for new records,
 // and checkLinger how long a topicChecker goes on tailing a partition after
 // the last append to it.
@@ -599,14 +622,15 @@ const (
 type claim struct {
 	offset int64
 	key    string
-	event  Event // the envelope without payload, metadata or times
-	err    error // the record is not a snaplog event
+	id     uuid.UUID // the aggregate, when err is nil
+	event  Event     // the envelope without payload, metadata or times
+	err    error     // the record is not a snaplog event
 }
 
 // claimOf is what a check needs of a record.
 func claimOf(r *kgo.Record) claim {
 	e, err := fromRecord(r)
-	return claim{offset: r.Offset, key: string(r.Key), err: err, event: Event{
+	return claim{offset: r.Offset, key: string(r.Key), id: e.AggregateID, err: err, event: Event{
 		ID: e.ID, AggregateVersion: e.AggregateVersion, Position: e.Position,
 		Expected: e.Expected, Save: e.Save, SaveEvents: e.SaveEvents,
 	}}
@@ -674,7 +698,9 @@ func (w *claimWindow) claimsFrom(key string, from int64) []claim {
 	return cs[i:]
 }
 
-func (w *claimWindow) add(cl claim) {
+// add appends a claim read at the window's end. It reports whether the
+// index was dropped for holding more than limit aggregates.
+func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 	w.claims = append(w.claims, cl)
 	if w.byKey == nil {
 		w.byKey = make(map[string][]claim)
@@ -685,13 +711,11 @@ func (w *claimWindow) add(cl claim) {
 		if w.index != nil {
 			for _, old := range w.claims[:cut] {
 				if old.err == nil {
-					sq := w.index[old.key]
-					_, w.buf = sq.AppendNext(w.buf[:0], old.event)
-					w.index[old.key] = sq
+					w.buf = w.index.next(old.id, old.event, w.buf)
 				}
 			}
-			if len(w.index) > maxIndexKeys {
-				w.index, w.noIndex = nil, true
+			if w.index.len() > limit {
+				w.index, w.noIndex, dropped = nil, true, true
 			}
 		}
 		w.claims = append(w.claims[:0], w.claims[cut:]...)
@@ -701,6 +725,7 @@ func (w *claimWindow) add(cl claim) {
 			w.byKey[cl.key] = append(w.byKey[cl.key], cl)
 		}
 	}
+	return dropped
 }
 
 // fromIndex starts check c at the window's start, from the aggregate's
@@ -710,7 +735,7 @@ func (w *claimWindow) add(cl claim) {
 // with read_uncommitted, or computed ReadTo itself, could be wrong).
 func (w *claimWindow) fromIndex(c *check) {
 	if w.index != nil && c.from > w.start {
-		c.seq, c.from = w.index[string(c.key)].Clone(), w.start
+		c.seq, c.from = w.index.state(c.id), w.start
 	}
 }
 
@@ -843,8 +868,11 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	for leader, ps := range byLeader {
 		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
 		err := k.poll.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
+			k.checkRead.Add(1)
 			cl := claimOf(r)
-			tc.windows[p].add(cl)
+			if tc.windows[p].add(cl, k.cfg.indexLimit) {
+				k.indexDropped(tc.t.Name, p)
+			}
 			for _, c := range byPart[p] {
 				if err := c.apply(cl); err != nil {
 					c.err = err
@@ -895,33 +923,37 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
 		clear(w.byKey)
 		w.index = nil
-		if c.from == 0 && !w.noIndex {
-			w.index = map[string]Sequencer{} // read from the start: index as we go
+		if c.from == 0 && !w.noIndex && k.cfg.indexLimit > 0 {
+			w.index = newAggIndex() // read from the start: index as we go
 		}
 		w.busy = true
 		return nil
 	}
 	w.busy = true
 	w.fromIndex(c)
-	if c.from < w.start {
-		// The check starts before the window: the index knows where the
-		// aggregate stands at the window's start.
+	if c.from == 0 && w.start > 0 {
+		// A check from the partition's start (a creation with nothing to
+		// bound it): the index knows where the aggregate stands at the
+		// window's start. A check from a later offset reads from there,
+		// which costs what the caller's own read cost.
 		if err := tc.buildIndex(k, w, c.p); err != nil {
 			return err
 		}
 		if w.index != nil {
-			c.seq, c.from = w.index[string(c.key)].Clone(), w.start
+			c.seq, c.from = w.index.state(c.id), w.start
 		}
 	}
 	if c.from < w.start {
-		ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
+		ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 		defer cancel()
-		if _, _, err := k.rd.ScanOne(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
+		_, n, err := k.rd.ScanOne(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
 			if string(r.Key) != string(c.key) {
 				return nil
 			}
 			return c.apply(claimOf(r))
-		}); err != nil {
+		})
+		k.checkRead.Add(uint64(n))
+		if err != nil {
 			return err
 		}
 	}
@@ -935,29 +967,34 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 
 // buildIndex reads partition p from its start to the window's start, so
 // that w.index is every aggregate's sequence state at w.start. A partition
-// with more than maxIndexKeys aggregates gets no index.
+// with more aggregates than the log's index limit gets no index.
 func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 	if w.index != nil || w.noIndex {
 		return nil
 	}
-	index := map[string]Sequencer{}
+	if k.cfg.indexLimit == 0 {
+		w.noIndex = true
+		return nil
+	}
+	index := newAggIndex()
 	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 	defer cancel()
-	if _, _, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
+	_, n, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
 		cl := claimOf(r)
 		if cl.err != nil {
 			return nil // not a snaplog event: no reader counts it
 		}
-		sq := index[cl.key]
-		_, w.buf = sq.AppendNext(w.buf[:0], cl.event)
-		index[cl.key] = sq
-		if len(index) > maxIndexKeys {
+		w.buf = index.next(cl.id, cl.event, w.buf)
+		if index.len() > k.cfg.indexLimit {
 			return errTooManyKeys
 		}
 		return nil
-	}); err != nil {
+	})
+	k.checkRead.Add(uint64(n))
+	if err != nil {
 		if errors.Is(err, errTooManyKeys) {
 			w.noIndex = true
+			k.indexDropped(tc.t.Name, p)
 			return nil
 		}
 		return err
@@ -967,6 +1004,45 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 }
 
 var errTooManyKeys = errors.New("log: too many aggregates to index")
+
+// KafkaStats is a snapshot of a Kafka log's figures.
+type KafkaStats struct {
+	// CheckRecords counts the records the log read to decide Appends: an
+	// Append's check reads its partition from the caller's Expected.ReadTo
+	// (from the start for a creation with nothing to bound it, once per
+	// partition while the partition's index holds) up to its own records.
+	CheckRecords uint64
+	// IndexedPartitions is how many partitions have an index (see
+	// WithIndexLimit).
+	IndexedPartitions int
+}
+
+// Stats returns the log's figures.
+func (k *Kafka) Stats() KafkaStats {
+	st := KafkaStats{CheckRecords: k.checkRead.Load()}
+	k.mu.Lock()
+	checkers := make([]*topicChecker, 0, len(k.checkers))
+	for _, tc := range k.checkers {
+		checkers = append(checkers, tc)
+	}
+	k.mu.Unlock()
+	for _, tc := range checkers {
+		tc.wmu.Lock()
+		for _, w := range tc.windows {
+			if w.index != nil {
+				st.IndexedPartitions++
+			}
+		}
+		tc.wmu.Unlock()
+	}
+	return st
+}
+
+// indexDropped logs that a partition's index went past the limit.
+func (k *Kafka) indexDropped(topic string, p int32) {
+	k.cfg.logger.Warn("partition index dropped: more aggregates than the index limit; creations without a checkpoint now read the partition from its start",
+		slog.String("topic", topic), slog.Int("partition", int(p)), slog.Int("limit", k.cfg.indexLimit))
+}
 
 func (k *Kafka) produceTxn(ctx context.Context, recs []*kgo.Record) error {
 	cl, err := k.txnClient(ctx)

@@ -59,6 +59,20 @@ func (c Checkpoint) Covers(id uuid.UUID) bool {
 	return true
 }
 
+// Unborn reports whether the snapshot store's word is that the aggregate
+// has no events before the checkpoint: the checkpoint covers it, and getErr,
+// what the store's Get of it returned, says it has no snapshot and never had
+// one deleted (ErrNotFound without ErrDeleted). It is the one rule by which
+// a load reads an aggregate without a snapshot only from the checkpoint on
+// (and reports not found when no event of it follows), a creation's
+// Append checks only the records after the checkpoint, and the snapshotter
+// starts an aggregate it meets after its checkpoint at version 0. A
+// deleted snapshot never makes an aggregate unborn: its events are read
+// from the log.
+func (c Checkpoint) Unborn(id uuid.UUID, getErr error) bool {
+	return c.Covers(id) && errors.Is(getErr, ErrNotFound) && !errors.Is(getErr, ErrDeleted)
+}
+
 func uuidStrings(ids []uuid.UUID) []any {
 	out := make([]any, len(ids))
 	for i, id := range ids {

@@ -121,6 +121,7 @@ type viewPart struct {
 	restoring  chan struct{} // closed when a restore ends
 	restoreErr error
 	entries    map[uuid.UUID]*viewEntry
+	deleted    map[uuid.UUID]struct{} // keys whose last record is a tombstone
 	checkpoint *Checkpoint
 	next       int64 // the offset the view has read up to
 }
@@ -352,6 +353,9 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 		if err := k.createTopic(ctx, name, events.Partitions); err != nil {
 			return nil, err
 		}
+		k.mu.Lock()
+		delete(k.missing, aggregateType) // found missing a moment ago, created now
+		k.mu.Unlock()
 		return k.kafkaType(ctx, aggregateType, false)
 	}
 	if err != nil {
@@ -366,7 +370,7 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 	}
 	kt = &kafkaType{name: aggregateType, topic: t, eventsTopic: eventsName, parts: make([]*viewPart, t.Partitions)}
 	for p := range kt.parts {
-		kt.parts[p] = &viewPart{p: int32(p), entries: make(map[uuid.UUID]*viewEntry)}
+		kt.parts[p] = &viewPart{p: int32(p), entries: make(map[uuid.UUID]*viewEntry), deleted: make(map[uuid.UUID]struct{})}
 	}
 	k.mu.Lock()
 	if have := k.types[aggregateType]; have != nil {
@@ -602,12 +606,7 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 		return
 	}
 	if r.Value == nil {
-		vp.mu.Lock()
-		if e := vp.entries[id]; e != nil {
-			k.cached.Add(-int64(len(e.value)))
-			delete(vp.entries, id)
-		}
-		vp.mu.Unlock()
+		k.forget(vp, id)
 		return
 	}
 	snap, err := k.codec.Decode(r.Value)
@@ -638,6 +637,7 @@ func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version, offset int64, valu
 	if e == nil {
 		e = &viewEntry{}
 		vp.entries[id] = e
+		delete(vp.deleted, id)
 	}
 	k.cached.Add(-int64(len(e.value)))
 	e.version, e.offset, e.value = version, offset, nil
@@ -665,6 +665,12 @@ func (k *Kafka) Get(ctx context.Context, aggregateType string, aggregateID uuid.
 	}
 	vp.mu.RUnlock()
 	if e == nil {
+		vp.mu.RLock()
+		_, deleted := vp.deleted[aggregateID]
+		vp.mu.RUnlock()
+		if deleted {
+			return Snapshot{}, fmt.Errorf("%w: %w: %s %s: its snapshot in %s/%d was deleted by a tombstone", ErrNotFound, ErrDeleted, aggregateType, aggregateID, kt.topic.Name, vp.p)
+		}
 		return Snapshot{}, fmt.Errorf("%w: %s %s", ErrNotFound, aggregateType, aggregateID)
 	}
 	if value == nil {
@@ -772,13 +778,20 @@ func (k *Kafka) Delete(ctx context.Context, aggregateType string, aggregateID uu
 	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("snapshots: delete %s %s from %s/%d: %w", aggregateType, aggregateID, kt.topic.Name, vp.p, err)
 	}
-	vp.mu.Lock()
-	if e := vp.entries[aggregateID]; e != nil {
-		k.cached.Add(-int64(len(e.value)))
-		delete(vp.entries, aggregateID)
-	}
-	vp.mu.Unlock()
+	k.forget(vp, aggregateID)
 	return nil
+}
+
+// forget applies a tombstone to the view: the aggregate has no snapshot,
+// and had one (Get says so with ErrDeleted).
+func (k *Kafka) forget(vp *viewPart, id uuid.UUID) {
+	vp.mu.Lock()
+	defer vp.mu.Unlock()
+	if e := vp.entries[id]; e != nil {
+		k.cached.Add(-int64(len(e.value)))
+		delete(vp.entries, id)
+	}
+	vp.deleted[id] = struct{}{}
 }
 
 // CheckpointOf implements CheckpointReader.

@@ -241,3 +241,45 @@ func TestKafkaViewCacheBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaPutRightAfterAGetOfAMissingTopic: a Get finds the snapshot topic
+// missing (and remembers so for a few seconds); a Put just after creates the
+// topic and stores the snapshot. Before, the Put found the topic missing
+// again by that memory and failed with a nil pointer dereference.
+func TestKafkaPutRightAfterAGetOfAMissingTopic(t *testing.T) {
+	env := newEnv(t, 1)
+	s := env.store(t)
+	id := uuid.New()
+	if _, err := s.Get(ctxT(t), "Account", id); !errors.Is(err, snapshots.ErrNotFound) {
+		t.Fatalf("Get without a snapshot topic: %v", err)
+	}
+	put(t, s, env, id, 3)
+	if got, err := s.Get(ctxT(t), "Account", id); err != nil || got.Version != 3 {
+		t.Fatalf("Get after Put: %v %v", got, err)
+	}
+}
+
+// TestKafkaGetTellsADeletedSnapshot: after a tombstone, in the live view
+// and in a fresh restore, Get reports ErrNotFound with ErrDeleted, which a
+// never-snapshotted aggregate does not get; a new snapshot clears it.
+func TestKafkaGetTellsADeletedSnapshot(t *testing.T) {
+	env := newEnv(t, 1)
+	s := env.store(t)
+	id := uuid.New()
+	put(t, s, env, id, 3)
+	if err := s.Delete(ctxT(t), "Account", id); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*snapshots.Kafka{s, env.store(t)} {
+		if _, err := st.Get(ctxT(t), "Account", id); !errors.Is(err, snapshots.ErrNotFound) || !errors.Is(err, snapshots.ErrDeleted) {
+			t.Fatalf("Get after a tombstone: %v, want ErrNotFound and ErrDeleted", err)
+		}
+		if _, err := st.Get(ctxT(t), "Account", uuid.New()); !errors.Is(err, snapshots.ErrNotFound) || errors.Is(err, snapshots.ErrDeleted) {
+			t.Fatalf("Get of an aggregate never snapshotted: %v, want ErrNotFound alone", err)
+		}
+	}
+	put(t, s, env, id, 4)
+	if got, err := env.store(t).Get(ctxT(t), "Account", id); err != nil || got.Version != 4 {
+		t.Fatalf("Get after a new snapshot: %v %v", got, err)
+	}
+}

@@ -14,6 +14,11 @@ import (
 // aggregate.
 var ErrNotFound = errors.New("snapshots: not found")
 
+// ErrDeleted is reported (through errors.Is, with ErrNotFound) by a Get
+// of an aggregate whose snapshot was deleted: a store that knows it tells a
+// deleted snapshot from one that never was (see Checkpoint.Unborn).
+var ErrDeleted = errors.New("snapshots: snapshot deleted")
+
 // ErrStale is returned (wrapped) by Store.Put when the store already holds a
 // snapshot of the aggregate at a higher version. The store keeps the newer
 // one.

@@ -477,11 +477,12 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 			err = cerr
 		}
 	}
-	if errors.Is(err, snapshots.ErrNotFound) && st.checkpoint >= 0 && e.Expected == 0 {
-		// The checkpoint says: no events before it, and the aggregate's
-		// first record after it is a creation. A record that expected a
-		// version above 0 shows events before the checkpoint whose
-		// snapshot is gone (a tombstone): those are read from the log.
+	if cp := (snapshots.Checkpoint{Offset: st.checkpoint}); st.checkpoint >= 0 && cp.Unborn(id, err) && e.Expected == 0 {
+		// The snapshot topic says: no events before the checkpoint, and
+		// the aggregate's first record after it is a creation. A deleted
+		// snapshot, or a first record that expected a version above 0
+		// (events before the checkpoint whose snapshot is gone, or not in
+		// the view yet), sends the aggregate to the log.
 		return a
 	}
 	if st.checkpoint < 0 {

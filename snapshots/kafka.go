@@ -811,6 +811,31 @@ func (k *Kafka) CheckpointOf(ctx context.Context, aggregateType string, aggregat
 	return Checkpoint{}, fmt.Errorf("%w: no checkpoint for %s %s", ErrNotFound, aggregateType, aggregateID)
 }
 
+// Deleted returns the aggregates of a partition of the aggregate type's
+// snapshot topic whose last record is a tombstone, as the view knows it (a
+// restored partition; nil otherwise). A snapshotter uses it to write their
+// snapshots again: its checkpoints promise one for every aggregate with
+// events before them.
+func (k *Kafka) Deleted(aggregateType string, partition int32) []uuid.UUID {
+	k.mu.Lock()
+	kt := k.types[aggregateType]
+	k.mu.Unlock()
+	if kt == nil || partition < 0 || int(partition) >= len(kt.parts) {
+		return nil
+	}
+	vp := kt.parts[partition]
+	vp.mu.RLock()
+	defer vp.mu.RUnlock()
+	if len(vp.deleted) == 0 {
+		return nil
+	}
+	out := make([]uuid.UUID, 0, len(vp.deleted))
+	for id := range vp.deleted {
+		out = append(out, id)
+	}
+	return out
+}
+
 // Partitions returns the partition count of the aggregate type's snapshot
 // topic (and events topic), creating the snapshot topic if it is missing.
 func (k *Kafka) Partitions(ctx context.Context, aggregateType string) (int32, error) {

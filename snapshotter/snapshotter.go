@@ -66,7 +66,10 @@ type partState struct {
 	// one rebuilds it from the log (the cause may be gone, a fixed apply
 	// function); until then the checkpoints go on listing it.
 	inherited map[uuid.UUID]struct{}
-	buf       []log.Event // AppendNext's buffer, used by the partition's goroutine
+	// repaired are the aggregates whose snapshot a tombstone deleted and
+	// that were snapshotted again since (repairDeleted).
+	repaired map[uuid.UUID]struct{}
+	buf      []log.Event // AppendNext's buffer, used by the partition's goroutine
 }
 
 // aggState is one aggregate's state as the snapshotter holds it.
@@ -294,7 +297,8 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 			start := time.Now()
 			ps[p] = kgo.NewOffset().AtStart().WithEpoch(-1)
 			st := &partState{topic: topic, p: p, typ: typ, aggs: make(map[uuid.UUID]*aggState),
-				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{}), inherited: make(map[uuid.UUID]struct{})}
+				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{}), inherited: make(map[uuid.UUID]struct{}),
+				repaired: make(map[uuid.UUID]struct{})}
 			if !s.cfg.fromScratch {
 				cp, err := s.store.RestorePartition(ctx, typ.name, p)
 				switch {
@@ -490,11 +494,18 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 	}
 	// A snapshot that cannot be used (another schema version, undecodable):
 	// rebuild the aggregate from its events before the checkpoint.
+	s.rebuild(ctx, st, a, id, before)
+	return a
+}
+
+// rebuild applies to a, a state at version 0, the aggregate's events at
+// offsets before `before`, read from the log.
+func (s *Snapshotter) rebuild(ctx context.Context, st *partState, a *aggState, id uuid.UUID, before int64) {
 	s.stats.replays.Add(1)
-	tail, rerr := s.events.Read(ctx, st.typ.name, id, 0)
-	if rerr != nil {
-		a.failed = fmt.Errorf("replay before the checkpoint: %w", rerr)
-		return a
+	tail, err := s.events.Read(ctx, st.typ.name, id, 0)
+	if err != nil {
+		a.failed = fmt.Errorf("replay before the checkpoint: %w", err)
+		return
 	}
 	for _, e := range tail.Events {
 		if e.Position.Offset >= before {
@@ -505,12 +516,50 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 			next, aerr := st.typ.apply(a.state, ae)
 			if aerr != nil {
 				a.failed = fmt.Errorf("replay: %s/%d@%d: %w", st.topic, st.p, ae.Position.Offset, aerr)
-				return a
+				return
 			}
 			a.state, a.save, a.last = next, ae.Save, ae.Position
 		}
 	}
-	return a
+}
+
+// repairDeleted makes the next snapshots of partition st include those of
+// its aggregates whose snapshot a tombstone deleted: a checkpoint promises
+// a snapshot of every aggregate with events before it, and loads and
+// creations rely on that (snapshots.Checkpoint.Unborn). An aggregate not
+// held is rebuilt from the log. Each deletion is handled once; s.mu is held.
+func (s *Snapshotter) repairDeleted(ctx context.Context, st *partState) {
+	deleted := s.store.Deleted(st.typ.name, st.p)
+	if len(deleted) == 0 && len(st.repaired) == 0 {
+		return
+	}
+	now := make(map[uuid.UUID]struct{}, len(deleted))
+	for _, id := range deleted {
+		now[id] = struct{}{}
+		if _, done := st.repaired[id]; done {
+			continue
+		}
+		if _, listed := st.inherited[id]; listed {
+			continue // not covered by the checkpoint: rebuilt when met
+		}
+		st.repaired[id] = struct{}{}
+		a := st.aggs[id]
+		if a == nil {
+			a = &aggState{state: st.typ.initial(id), last: log.Position{Partition: st.p, Offset: log.NoOffset}, used: time.Now()}
+			st.aggs[id] = a
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			s.rebuild(rctx, st, a, id, st.next)
+			cancel()
+		}
+		a.snapVersion = 0
+		s.cfg.logger.Warn("snapshot deleted by a tombstone; writing it again", slog.String("topic", st.topic), slog.Int("partition", int(st.p)),
+			slog.String("aggregate_id", id.String()), slog.Int64("version", a.seq.Version))
+	}
+	for id := range st.repaired {
+		if _, still := now[id]; !still {
+			delete(st.repaired, id) // its snapshot is back: a later tombstone is handled again
+		}
+	}
 }
 
 // captured is a snapshot taken under s.mu, to be written outside it.
@@ -560,6 +609,7 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 			}})
 		}
 		if checkpoint {
+			s.repairDeleted(ctx, st)
 			for id, a := range st.aggs {
 				take(id, a)
 			}

@@ -564,3 +564,41 @@ func TestForgedAndDeletedSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedSnapshotIsWrittenAgain: a tombstone written into a partition
+// the running snapshotter owns, for an aggregate it no longer holds in
+// memory, makes it rebuild the aggregate from the log and write the
+// snapshot again, so the checkpoint's promise (a snapshot of every
+// aggregate with events before it) holds again. Before, the snapshot stayed
+// deleted until the aggregate's next event.
+func TestDeletedSnapshotIsWrittenAgain(t *testing.T) {
+	e := newEnv(t, 1)
+	s := e.snapshotter(t, snapshotter.WithMaxStates(1))
+	start(t, s)
+	app := e.repo(t)
+	gone, other := uuid.New(), uuid.New()
+	writeTraffic(t, app, []uuid.UUID{gone}, 4)
+	writeTraffic(t, app, []uuid.UUID{other}, 4) // evicts gone's state
+	caughtUp(t, e, s)
+	want, err := app.Load(ctxT(t), gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := e.store(t)
+	if got, err := store.Get(ctxT(t), "Account", gone); err != nil || got.Version != want.Version() {
+		t.Fatalf("snapshot before the tombstone: %v %v", got, err)
+	}
+	replaysBefore := s.Stats().Replays
+	if err := kafkatest.Client(t).ProduceSync(ctxT(t), &kgo.Record{Topic: e.snaps + "Account", Partition: 0, Key: log.Key(gone)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the aggregate rebuilt from the log", 30*time.Second, func() bool { return s.Stats().Replays == replaysBefore+1 })
+	waitFor(t, "the deleted snapshot written again", 30*time.Second, func() bool {
+		if err := store.Caught(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.Get(ctxT(t), "Account", gone)
+		return err == nil && got.Version == want.Version()
+	})
+	checkLoads(t, e, []uuid.UUID{gone, other})
+}

@@ -19,8 +19,10 @@
 //
 // A snapshot is an optimisation, never a source of truth: a load that finds
 // no snapshot, or one taken with another schema version, one that does not
-// decode, one whose state does not restore, one the log does not confirm, or
-// whose store fails, replays every event and returns the same aggregate. Each
+// decode, one whose state does not restore, one the log does not confirm
+// (snapshots.Snapshot.Confirm: the event at its position must be the
+// aggregate's, at its version, of its save), or whose store fails, replays
+// every event and returns the same aggregate. Each
 // such fallback is counted by [MissReason] in [Repository.Stats] and reported
 // through [Hooks] and the logger.
 //

@@ -4,8 +4,12 @@
 // A snapshot is an optimisation only. A load that finds no snapshot, or one
 // it cannot use, replays the aggregate's events and gets the same state; see
 // package aggregate for the rules. Stores therefore favour never going
-// backwards over never losing: a [Store] never replaces the snapshot it holds
-// for an aggregate with one of a lower version.
+// backwards over never losing: a [Store]'s Put never replaces the snapshot it
+// holds for an aggregate with one of a lower version. Nothing a store returns
+// is trusted: a reader uses a snapshot's version and state only once the log
+// confirms its last event ([Snapshot.Confirm]), and takes a store's word that
+// an aggregate has no events before a checkpoint only by
+// [Checkpoint.Unborn].
 //
 // The state of a snapshot is a generic record (map[string]any of plain Go
 // values, see [Snapshot.State]), so that one store serves every aggregate

@@ -259,3 +259,44 @@ func TestKafkaAppendChecksAgainstTheIndex(t *testing.T) {
 		t.Fatalf("history of %d events, want 1", len(w))
 	}
 }
+
+// TestKafkaEventAtOutsideCommittedRecords: EventAt of a record in an
+// aborted transaction, and of one in a transaction still open, reports
+// ErrNoEvent at once (it does not wait for the transaction to end).
+func TestKafkaEventAtOutsideCommittedRecords(t *testing.T) {
+	k := newKafka(t, log.WithTopicPartitions(1))
+	typ, id := "Account", uuid.New()
+	if _, err := k.Append(ctxT(t), typ, id, log.Expected{}, logtest.Events(typ, id, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	txn := kafkatest.Client(t, kgo.TransactionalID("eventat-"+uuid.NewString()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produce := func() *kgo.Record {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		e := logtest.Events(typ, id, 1, 1)[0]
+		e.Expected, e.Save, e.SaveEvents = 1, uuid.New(), 1
+		r := log.Record(k.Topic(typ), e)
+		if err := txn.ProduceSync(ctxT(t), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	aborted := produce()
+	if err := txn.EndTransaction(ctxT(t), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.EventAt(ctxT(t), typ, id, aborted.Offset); !errors.Is(err, log.ErrNoEvent) {
+		t.Fatalf("EventAt of an aborted record: %v, want ErrNoEvent", err)
+	}
+	open := produce()
+	ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
+	defer cancel()
+	if _, err := k.EventAt(ctx, typ, id, open.Offset); !errors.Is(err, log.ErrNoEvent) {
+		t.Fatalf("EventAt of a record of an open transaction: %v, want ErrNoEvent at once", err)
+	}
+	if err := txn.EndTransaction(ctxT(t), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}

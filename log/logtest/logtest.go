@@ -46,6 +46,7 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 		{"ReturnedEventsDoNotAlias", testNoAlias},
 		{"CanceledContext", testCanceled},
 		{"RetryIsTheSameSave", testRetry},
+		{"EventAt", testEventAt},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -439,5 +440,49 @@ func testRetry(t *testing.T, l Log) {
 	}
 	if w := Winners(t, mustRead(t, l, typ, id, 0).Events); len(w) != 3 {
 		t.Fatalf("history of %d events, want 3", len(w))
+	}
+}
+
+// testEventAt: a log that reads one event by offset (aggregate.EventAtReader)
+// returns the event stored there, equal to what Read returns, and an error
+// wrapping log.ErrNoEvent for another aggregate's offset or one past the
+// end. Logs without EventAt skip it.
+func testEventAt(t *testing.T, l Log) {
+	at, ok := l.(interface {
+		EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (log.Event, error)
+	})
+	if !ok {
+		t.Skip("the log has no EventAt")
+	}
+	typ, id := Type(), uuid.New()
+	stored := mustAppend(t, l, typ, id, 0, Events(typ, id, 0, 3))
+	var others []log.Event // an event of another aggregate of the same partition
+	for range 100 {
+		other := uuid.New()
+		if evs := mustAppend(t, l, typ, other, 0, Events(typ, other, 0, 1)); evs[0].Position.Partition == stored[0].Position.Partition {
+			others = evs
+			break
+		}
+	}
+	for _, want := range stored {
+		got, err := at.EventAt(ctx(t), typ, id, want.Position.Offset)
+		if err != nil {
+			t.Fatalf("EventAt %s: %v", want.Position, err)
+		}
+		if err := SameEvent(got, want); err != nil || got.Save != want.Save || got.Expected != 0 || got.SaveEvents != 3 {
+			t.Fatalf("EventAt %s: %+v, want %+v (%v)", want.Position, got, want, err)
+		}
+	}
+	if others == nil {
+		t.Fatal("no aggregate of 100 landed in the partition of the first")
+	}
+	if _, err := at.EventAt(ctx(t), typ, id, others[0].Position.Offset); !errors.Is(err, log.ErrNoEvent) {
+		t.Fatalf("EventAt of another aggregate's offset: %v, want ErrNoEvent", err)
+	}
+	if _, err := at.EventAt(ctx(t), typ, id, stored[2].Position.Offset+1000); !errors.Is(err, log.ErrNoEvent) {
+		t.Fatalf("EventAt past the end: %v, want ErrNoEvent", err)
+	}
+	if _, err := at.EventAt(ctx(t), Type(), id, 0); !errors.Is(err, log.ErrNoEvent) {
+		t.Fatalf("EventAt of an unknown aggregate type: %v, want ErrNoEvent", err)
 	}
 }

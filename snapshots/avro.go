@@ -329,45 +329,11 @@ func (c *AvroCodec) Encode(s Snapshot) ([]byte, error) {
 // RegisterWriter, whose records it resolves to the current schema. Every
 // failure wraps ErrCorrupt and says what is wrong and where.
 func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
-	if len(b) < headerLen {
-		return Snapshot{}, fmt.Errorf("%w: decode: %d bytes, shorter than the %d-byte single-object header", ErrCorrupt, len(b), headerLen)
+	h, w, types, older, err := c.head(b)
+	if err != nil {
+		return Snapshot{}, err
 	}
-	if b[0] != marker0 || b[1] != marker1 {
-		return Snapshot{}, fmt.Errorf("%w: decode: marker %#02x %#02x, want 0xc3 0x01 (Avro single-object encoding)", ErrCorrupt, b[0], b[1])
-	}
-	fp := binary.LittleEndian.Uint64(b[2:headerLen])
-	c.mu.RLock()
-	w := c.byFP[fp]
-	var types []string
-	var older map[string]*resolver
-	if w != nil {
-		types, older = w.types, w.older
-	}
-	c.mu.RUnlock()
-	if w == nil {
-		return Snapshot{}, fmt.Errorf("%w: decode: unknown writer schema fingerprint %#016x (registered: %s)", ErrCorrupt, fp, c.registered())
-	}
-	body := b[headerLen:]
-
-	// Walk the record before goavro allocates anything for it.
-	r := reader{buf: body, zero: maxZeroSizeItems}
-	var id, typ string
-	for _, f := range w.root.fields {
-		start := r.buf
-		if err := r.walk(f.typ, 1); err != nil {
-			return Snapshot{}, corrupt(typ, id, atField(err, f.name))
-		}
-		switch f.name {
-		case "aggregate_id":
-			id = stringAt(start)
-		case "aggregate_type":
-			typ = stringAt(start)
-		}
-	}
-	if len(r.buf) > 0 {
-		return Snapshot{}, corrupt(typ, id, fmt.Errorf("%d trailing bytes after the record", len(r.buf)))
-	}
-
+	body, typ, id := b[headerLen:], h.AggregateType, h.id
 	native, rest, err := nativeFromBinary(w.codec, body)
 	if err != nil {
 		return Snapshot{}, corrupt(typ, id, err)
@@ -395,6 +361,84 @@ func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
 		return Snapshot{}, corrupt(typ, id, err)
 	}
 	return s, nil
+}
+
+// Head is what a snapshot's encoding says before its state: whose snapshot
+// it is and of which version.
+type Head struct {
+	AggregateID   uuid.UUID
+	AggregateType string
+	Version       int64
+
+	id string // AggregateID as written
+}
+
+// DecodeHead checks b as Decode does (single-object header, a registered
+// writer schema, a record that walks that schema to its end, an aggregate
+// type the schema is registered for) and returns the aggregate id, type
+// and version, without decoding the state: a view of a snapshot topic keeps
+// no more of each record, and decoding every state on a restore cost about
+// three quarters of its time.
+func (c *AvroCodec) DecodeHead(b []byte) (Head, error) {
+	h, _, types, older, err := c.head(b)
+	if err != nil {
+		return Head{}, err
+	}
+	if !slices.Contains(types, h.AggregateType) && older[h.AggregateType] == nil {
+		of := slices.Concat(types, slices.Sorted(maps.Keys(older)))
+		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("written with the schema of %s", strings.Join(of, ", ")))
+	}
+	if h.AggregateID, err = uuid.Parse(h.id); err != nil {
+		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("aggregate_id: %w", err))
+	}
+	if h.Version <= 0 {
+		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("version %d is not positive", h.Version))
+	}
+	return h, nil
+}
+
+// head checks the single-object header and walks the record, before
+// goavro allocates anything for it.
+func (c *AvroCodec) head(b []byte) (Head, *writer, []string, map[string]*resolver, error) {
+	if len(b) < headerLen {
+		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: %d bytes, shorter than the %d-byte single-object header", ErrCorrupt, len(b), headerLen)
+	}
+	if b[0] != marker0 || b[1] != marker1 {
+		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: marker %#02x %#02x, want 0xc3 0x01 (Avro single-object encoding)", ErrCorrupt, b[0], b[1])
+	}
+	fp := binary.LittleEndian.Uint64(b[2:headerLen])
+	c.mu.RLock()
+	w := c.byFP[fp]
+	var types []string
+	var older map[string]*resolver
+	if w != nil {
+		types, older = w.types, w.older
+	}
+	c.mu.RUnlock()
+	if w == nil {
+		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: unknown writer schema fingerprint %#016x (registered: %s)", ErrCorrupt, fp, c.registered())
+	}
+	r := reader{buf: b[headerLen:], zero: maxZeroSizeItems}
+	var h Head
+	for _, f := range w.root.fields {
+		start := r.buf
+		if err := r.walk(f.typ, 1); err != nil {
+			return Head{}, nil, nil, nil, corrupt(h.AggregateType, h.id, atField(err, f.name))
+		}
+		switch f.name {
+		case "aggregate_id":
+			h.id = stringAt(start)
+		case "aggregate_type":
+			h.AggregateType = stringAt(start)
+		case "version":
+			v := reader{buf: start}
+			h.Version, _ = v.long()
+		}
+	}
+	if len(r.buf) > 0 {
+		return Head{}, nil, nil, nil, corrupt(h.AggregateType, h.id, fmt.Errorf("%d trailing bytes after the record", len(r.buf)))
+	}
+	return h, w, types, older, nil
 }
 
 // corrupt wraps err in ErrCorrupt, naming the snapshot as far as it was read.

@@ -82,12 +82,20 @@ func FuzzDecode(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
+		head, herr := c.DecodeHead(b)
+		if herr != nil && !errors.Is(herr, snapshots.ErrCorrupt) {
+			t.Fatalf("DecodeHead error does not wrap ErrCorrupt: %v", herr)
+		}
 		s, err := c.Decode(b)
 		if err != nil {
 			if !errors.Is(err, snapshots.ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
 			}
 			return
+		}
+		// What decodes has the head DecodeHead reads without the state.
+		if herr != nil || head.AggregateID != s.AggregateID || head.AggregateType != s.AggregateType || head.Version != s.Version {
+			t.Fatalf("DecodeHead %+v, %v; Decode %v", head, herr, s)
 		}
 		again, err := c.Encode(s)
 		if err != nil {

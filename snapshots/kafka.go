@@ -609,16 +609,17 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 		k.forget(vp, id)
 		return
 	}
-	snap, err := k.codec.Decode(r.Value)
+	// The view keeps only the version: the state is decoded when asked for.
+	head, err := k.codec.DecodeHead(r.Value)
 	switch {
 	case err != nil:
 		skip("undecodable snapshot", err)
 		return
-	case snap.AggregateID != id || snap.AggregateType != kt.name:
-		skip("snapshot of another aggregate", fmt.Errorf("record of %s %s under key %s", snap.AggregateType, snap.AggregateID, id))
+	case head.AggregateID != id || head.AggregateType != kt.name:
+		skip("snapshot of another aggregate", fmt.Errorf("record of %s %s under key %s", head.AggregateType, head.AggregateID, id))
 		return
 	}
-	k.remember(vp, id, snap.Version, r.Offset, r.Value)
+	k.remember(vp, id, head.Version, r.Offset, r.Value)
 }
 
 // remember records a snapshot in the view unless the view holds a later

@@ -82,7 +82,10 @@ type Kafka struct {
 	cl  *kgo.Client // non-transactional producer, metadata and fetches
 	adm *kadm.Client
 	rd  *kread.Reader
-	at  *kread.Reader // point reads (EventAt): one batch per fetch
+	// at reads single records (EventAt), on a client of its own: a load
+	// asks for one while it reads a tail through rd, and the broker serves
+	// two connections at once.
+	at *kread.Reader
 	// poll has a client of its own: a broker answers one request per
 	// connection at a time, and a long poll must not hold up reads.
 	poll *kread.Reader
@@ -277,13 +280,19 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		cl.Close()
 		return nil, fmt.Errorf("log: new kafka log: %w", err)
 	}
+	atCl, err := kgo.NewClient(c.clientOpts...)
+	if err != nil {
+		cl.Close()
+		pollCl.Close()
+		return nil, fmt.Errorf("log: new kafka log: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Kafka{
 		cfg:      c,
 		cl:       cl,
 		adm:      kadm.NewClient(cl),
 		rd:       kread.NewReader(cl),
-		at:       pointReader(cl),
+		at:       pointReader(atCl),
 		poll:     kread.NewReader(pollCl),
 		txns:     make(chan *kgo.Client, c.txnProducers),
 		topics:   make(map[string]*kafkaTopic),
@@ -315,6 +324,7 @@ func (k *Kafka) Close() {
 			(<-k.txns).Close()
 		}
 		k.poll.Client.Close()
+		k.at.Client.Close()
 		k.cl.Close()
 	})
 }

@@ -592,7 +592,7 @@ func TestDeletedSnapshotIsWrittenAgain(t *testing.T) {
 	if err := kafkatest.Client(t).ProduceSync(ctxT(t), &kgo.Record{Topic: e.snaps + "Account", Partition: 0, Key: log.Key(gone)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the aggregate rebuilt from the log", 30*time.Second, func() bool { return s.Stats().Replays == replaysBefore+1 })
+	waitFor(t, "the aggregate rebuilt from the log", 30*time.Second, func() bool { return s.Stats().Replays > replaysBefore })
 	waitFor(t, "the deleted snapshot written again", 30*time.Second, func() bool {
 		if err := store.Caught(ctxT(t)); err != nil {
 			t.Fatal(err)

@@ -14,9 +14,10 @@ func TestFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"snapshot.avsc":    schemas.Snapshot(),
-		"order_state.avsc": schemas.OrderState(),
-		"checkpoint.avsc":  schemas.Checkpoint(),
+		"snapshot.avsc":       schemas.Snapshot(),
+		"order_state.avsc":    schemas.OrderState(),
+		"checkpoint.avsc":     schemas.Checkpoint(),
+		"order_snapshot.avsc": schemas.OrderSnapshot(),
 	}
 	if len(names) != len(want) {
 		t.Errorf("files %q", names)

@@ -29,9 +29,10 @@ const (
 	cmdInspect     command = "inspect"
 	cmdRebuild     command = "rebuild"
 	cmdHealthcheck command = "healthcheck"
+	cmdSchema      command = "schema"
 )
 
-var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdHealthcheck}
+var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdHealthcheck, cmdSchema}
 
 // config is everything the binary is told, read from its flags and
 // environment variables by parseConfig. Only the fields of the command being
@@ -183,7 +184,7 @@ var settings = []setting{
 			c.TransactionalID = v
 			return nil
 		}},
-	{flag: "type", arg: "name", required: true, cmds: []command{cmdInspect, cmdRebuild},
+	{flag: "type", arg: "name", required: true, cmds: []command{cmdInspect, cmdRebuild, cmdSchema},
 		usage: "aggregate type",
 		set: func(c *config, v string) error {
 			c.Type = v
@@ -354,6 +355,7 @@ func printUsage(w io.Writer, cmd command, types []string) {
   snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
   snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log (stop the sidecars first)
   snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
+  snapshotter schema -type T                  print the Avro writer schema of T's snapshot records (envelope and state)
 
 Aggregate types: %s
 

@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return rebuild(ctx, cfg, typ, logger, stderr)
 	case cmdHealthcheck:
 		return healthcheck(ctx, cfg.HTTPAddr, stderr)
+	case cmdSchema:
+		return printSchema(typ, stdout, stderr)
 	}
 	return serve(ctx, cfg, types, logger)
 }

@@ -50,8 +50,11 @@ const (
 var ErrNotEvent = errors.New("log: not a snaplog event")
 
 // ErrTopicConfig is reported (through errors.Is) when an events topic is
-// configured so that it could lose events: compacted, or with finite
-// retention. The log refuses to write to such a topic.
+// configured so that it could lose events: compacted, with finite
+// retention, or replicated so that it can lose acknowledged writes
+// (unclean.leader.election.enable=true, or min.insync.replicas below 2 with
+// 3 or more replicas; see CheckTopicReplication and
+// WithUnsafeTopicSettings). The log refuses to write to such a topic.
 var ErrTopicConfig = errors.New("log: events topic could lose events")
 
 // DefaultTopicPrefix is the default prefix of events topic names: the topic
@@ -121,6 +124,7 @@ type kafkaConfig struct {
 	logger       *slog.Logger
 	placements   map[string]int32 // declared with WithPlacement, by aggregate type
 	indexLimit   int
+	unsafe       []string // settings accepted with WithUnsafeTopicSettings
 	errs         []error
 }
 
@@ -159,13 +163,48 @@ func WithTopicPartitions(n int32) KafkaOption {
 }
 
 // WithReplicationFactor sets the replication factor of the topics the log
-// creates. Default: -1, the broker's default.replication.factor.
+// creates: n replicas, or the broker's default.replication.factor for -1.
+// Default: DefaultReplicationFactor of the cluster's brokers when the topic
+// is created (min(3, brokers)). A topic created with 3 or more replicas
+// (known beforehand for -1 from a validate-only creation) also gets
+// min.insync.replicas=2, so that an acknowledged event is on two brokers; a
+// topic with fewer replicas does not (it could not take writes with a
+// broker down).
 func WithReplicationFactor(n int16) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
 		if n == 0 || n < -1 {
 			c.errs = append(c.errs, fmt.Errorf("WithReplicationFactor: must be positive or -1, got %d", n))
 		}
 		c.replication = n
+	})
+}
+
+// Topic settings that can lose acknowledged events: the names
+// WithUnsafeTopicSettings accepts.
+const (
+	// SettingUncleanLeaderElection is refused when true: an out-of-sync
+	// replica may become leader and drop acknowledged events.
+	SettingUncleanLeaderElection = "unclean.leader.election.enable"
+	// SettingMinInSyncReplicas is refused below 2 on a topic with 3 or more
+	// replicas: an event acknowledged by one replica is lost with it.
+	SettingMinInSyncReplicas = "min.insync.replicas"
+)
+
+// WithUnsafeTopicSettings makes the log accept existing events topics whose
+// named settings can lose acknowledged events: SettingUncleanLeaderElection
+// ("unclean.leader.election.enable") set to true, SettingMinInSyncReplicas
+// ("min.insync.replicas") below 2 with 3 or more replicas. Default: none;
+// such a topic is refused with ErrTopicConfig. Other names are refused by
+// NewKafka. The topics the log creates get the safe settings all the same.
+func WithUnsafeTopicSettings(settings ...string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		for _, s := range settings {
+			if s != SettingUncleanLeaderElection && s != SettingMinInSyncReplicas {
+				c.errs = append(c.errs, fmt.Errorf("WithUnsafeTopicSettings: unknown setting %q (known: %s, %s)", s, SettingUncleanLeaderElection, SettingMinInSyncReplicas))
+				continue
+			}
+			c.unsafe = append(c.unsafe, s)
+		}
 	})
 }
 
@@ -254,7 +293,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 	c := kafkaConfig{
 		prefix:       DefaultTopicPrefix,
 		partitions:   6,
-		replication:  -1,
+		replication:  0, // DefaultReplicationFactor of the cluster's brokers
 		autoCreate:   true,
 		txnProducers: 2,
 		txnTimeout:   10 * time.Second,
@@ -341,10 +380,12 @@ func (k *Kafka) Ping(ctx context.Context) error {
 func (k *Kafka) Topic(aggregateType string) string { return k.cfg.prefix + aggregateType }
 
 // EnsureTopic creates the aggregate type's events topic if it is missing,
-// with the configured partitions and replication, retention.ms=-1,
-// retention.bytes=-1 and cleanup.policy=delete, and checks an existing one:
-// a topic that is compacted or has finite retention is refused with an error
-// wrapping ErrTopicConfig that names the topic and the setting.
+// with the configured partitions and replication (WithReplicationFactor),
+// retention.ms=-1, retention.bytes=-1, cleanup.policy=delete and, with 3 or
+// more replicas, min.insync.replicas=2, and checks an existing one: a topic
+// that is compacted, has finite retention or can lose acknowledged events
+// (CheckTopicReplication) is refused with an error wrapping ErrTopicConfig
+// that names the topic and the setting.
 func (k *Kafka) EnsureTopic(ctx context.Context, aggregateType string) error {
 	_, err := k.topic(ctx, aggregateType, true)
 	return err
@@ -413,12 +454,22 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 		"retention.ms":    kadm.StringPtr("-1"),
 		"retention.bytes": kadm.StringPtr("-1"),
 	}
-	_, err := k.adm.CreateTopic(ctx, k.cfg.partitions, k.cfg.replication, cfg, name)
+	request, factor, err := k.replicationFactor(ctx, name, cfg)
+	if err != nil {
+		return err
+	}
+	if factor >= 3 {
+		cfg[SettingMinInSyncReplicas] = kadm.StringPtr("2")
+	}
+	_, err = k.adm.CreateTopic(ctx, k.cfg.partitions, request, cfg, name)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("log: create topic %s: %w", name, err)
 	}
 	created := err == nil
-	k.cfg.logger.Info("created events topic", slog.String("topic", name), slog.Int("partitions", int(k.cfg.partitions)))
+	if created {
+		k.cfg.logger.Info("created events topic", slog.String("topic", name), slog.Int("partitions", int(k.cfg.partitions)),
+			slog.Int("replication", int(factor)))
+	}
 	// Metadata reaches every broker shortly after creation.
 	for i := 0; i < 100; i++ {
 		if t, err := kread.Describe(ctx, k.cl, name); err == nil && t.Led() {
@@ -440,7 +491,38 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 	return fmt.Errorf("log: topic %s created but has no leaders", name)
 }
 
-// checkConfig refuses a topic that could delete events (I1).
+// replicationFactor returns the replication factor to create topic name
+// with (request: -1 for the broker's default) and the factor the topic
+// will have (factor: -1 when the broker does not say).
+func (k *Kafka) replicationFactor(ctx context.Context, name string, cfg map[string]*string) (request, factor int16, err error) {
+	switch n := k.cfg.replication; {
+	case n > 0:
+		return n, n, nil
+	case n == 0: // not set: min(3, brokers)
+		m, err := k.adm.BrokerMetadata(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("log: create topic %s: list the cluster's brokers: %w", name, err)
+		}
+		f := DefaultReplicationFactor(len(m.Brokers))
+		return f, f, nil
+	default: // -1: the broker's default, which a validate-only creation reports
+		rs, err := k.adm.ValidateCreateTopics(ctx, k.cfg.partitions, -1, cfg, name)
+		if r, ok := rs[name]; err == nil && ok && r.Err == nil && r.ReplicationFactor > 0 {
+			return -1, r.ReplicationFactor, nil
+		}
+		return -1, -1, nil
+	}
+}
+
+// DefaultReplicationFactor is the replication factor of the topics the log
+// and the snapshot store create when none is set, on a cluster of brokers
+// brokers: min(3, brokers), and at least 1.
+func DefaultReplicationFactor(brokers int) int16 {
+	return int16(min(3, max(1, brokers)))
+}
+
+// checkConfig refuses a topic that could delete events (I1) or lose
+// acknowledged ones.
 func (k *Kafka) checkConfig(ctx context.Context, name string) error {
 	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
 	if err != nil {
@@ -453,14 +535,36 @@ func (k *Kafka) checkConfig(ctx context.Context, name string) error {
 	if rc.Err != nil {
 		return fmt.Errorf("log: describe configs of topic %s: %w", name, rc.Err)
 	}
-	return CheckTopicConfig(name, func(key string) (string, bool) {
+	lookup := func(key string) (string, bool) {
 		for _, c := range rc.Configs {
 			if c.Key == key && c.Value != nil {
 				return *c.Value, true
 			}
 		}
 		return "", false
-	})
+	}
+	tds, err := k.adm.ListTopics(ctx, name)
+	if err != nil {
+		return fmt.Errorf("log: describe replicas of topic %s: %w", name, err)
+	}
+	td, ok := tds[name]
+	if !ok {
+		return fmt.Errorf("log: describe replicas of topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	}
+	if td.Err != nil {
+		return fmt.Errorf("log: describe replicas of topic %s: %w", name, td.Err)
+	}
+	return errors.Join(CheckTopicConfig(name, lookup), CheckTopicReplication(name, replicas(td.Partitions), lookup, k.cfg.unsafe...))
+}
+
+// replicas is the replication factor of a topic: the most replicas any of
+// its partitions has.
+func replicas(ps kadm.PartitionDetails) int {
+	n := 0
+	for _, p := range ps {
+		n = max(n, len(p.Replicas))
+	}
+	return n
 }
 
 // CheckTopicConfig reports, as an error wrapping ErrTopicConfig, every
@@ -479,6 +583,72 @@ func CheckTopicConfig(topic string, lookup func(key string) (string, bool)) erro
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckTopicReplication reports, as an error wrapping ErrTopicConfig, every
+// setting of an events topic that can lose acknowledged events:
+// unclean.leader.election.enable=true (an out-of-sync replica may become
+// leader), and min.insync.replicas below 2 on a topic whose
+// replicationFactor (the most replicas of any of its partitions) is 3 or
+// more (an event acknowledged by one replica is lost with that broker). A
+// topic with 1 or 2 replicas is not refused for min.insync.replicas: it
+// could not take writes with a broker down. lookup returns a setting's
+// effective value; a missing unclean.leader.election.enable is false, a
+// missing min.insync.replicas is 1 (Kafka's defaults). Settings named in
+// accepted (WithUnsafeTopicSettings) are not refused.
+func CheckTopicReplication(topic string, replicationFactor int, lookup func(key string) (string, bool), accepted ...string) error {
+	var errs []error
+	for _, u := range UnsafeTopicSettings(replicationFactor, lookup) {
+		if slices.Contains(accepted, u.Setting) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w: topic %s has %s; to accept it, name it: log.WithUnsafeTopicSettings(%q)",
+			ErrTopicConfig, topic, u, u.Setting))
+	}
+	return errors.Join(errs...)
+}
+
+// UnsafeSetting is a topic setting that can lose acknowledged records.
+type UnsafeSetting struct {
+	Setting, Value string
+	Need, Why      string // what it must be, and what happens otherwise
+	// ReplicationFactor is the topic's, when the setting is unsafe only
+	// with it (min.insync.replicas), else 0.
+	ReplicationFactor int
+}
+
+func (u UnsafeSetting) String() string {
+	with := ""
+	if u.ReplicationFactor > 0 {
+		with = fmt.Sprintf(" with replication factor %d", u.ReplicationFactor)
+	}
+	return fmt.Sprintf("%s=%q%s, need %s (%s)", u.Setting, u.Value, with, u.Need, u.Why)
+}
+
+// UnsafeTopicSettings is the rule by which the log refuses an events topic
+// and the snapshot store a snapshot topic: it returns the settings of a
+// topic with replicationFactor replicas (the most of any of its partitions)
+// that can lose acknowledged records: unclean.leader.election.enable=true,
+// and min.insync.replicas below 2 with 3 replicas or more. lookup returns a
+// setting's effective value; a missing unclean.leader.election.enable is
+// false, a missing min.insync.replicas is 1 (Kafka's defaults).
+func UnsafeTopicSettings(replicationFactor int, lookup func(key string) (string, bool)) []UnsafeSetting {
+	var out []UnsafeSetting
+	if v, ok := lookup(SettingUncleanLeaderElection); ok && strings.EqualFold(strings.TrimSpace(v), "true") {
+		out = append(out, UnsafeSetting{Setting: SettingUncleanLeaderElection, Value: v, Need: "false",
+			Why: "an out-of-sync replica may become leader and drop acknowledged records"})
+	}
+	if replicationFactor >= 3 {
+		v, ok := lookup(SettingMinInSyncReplicas)
+		if !ok {
+			v = "1" // Kafka's default
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 2 {
+			out = append(out, UnsafeSetting{Setting: SettingMinInSyncReplicas, Value: v, Need: "at least 2", ReplicationFactor: replicationFactor,
+				Why: "a record acknowledged by one replica is lost with that broker"})
+		}
+	}
+	return out
 }
 
 // Append implements the log port; see the Kafka type for how.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,10 @@ var ErrOwned = errors.New("snapshots: snapshot topic is owned by a snapshotter")
 const missingFor = 5 * time.Second
 
 // ErrTopicLayout is reported (through errors.Is) for a snapshot topic that
-// cannot serve: not compacted, or not partitioned like its events topic.
+// cannot serve: not compacted, not partitioned like its events topic, or
+// replicated so that it can lose acknowledged snapshots and checkpoints
+// (unclean.leader.election.enable=true, or min.insync.replicas below 2 with
+// 3 or more replicas; see WithUnsafeTopicSettings).
 var ErrTopicLayout = errors.New("snapshots: snapshot topic layout")
 
 // Kafka is a Store on log-compacted Kafka topics, one per aggregate type,
@@ -143,6 +147,7 @@ type kafkaConfig struct {
 	owner       string
 	cacheBytes  int64
 	topicConfig map[string]string
+	unsafe      []string // settings accepted with WithUnsafeTopicSettings
 	poll        time.Duration
 	logger      *slog.Logger
 	errs        []error
@@ -176,7 +181,13 @@ func WithEventsTopicPrefix(p string) KafkaOption {
 }
 
 // WithReplicationFactor sets the replication factor of the snapshot topics
-// the store creates. Default: -1, the broker's default.replication.factor.
+// the store creates: n replicas, or the broker's default.replication.factor
+// for -1. Default: log.DefaultReplicationFactor of the cluster's brokers
+// when the topic is created (min(3, brokers)). A topic created with 3 or
+// more replicas (known beforehand for -1 from a validate-only creation)
+// also gets min.insync.replicas=2 unless WithTopicConfig sets it; a topic
+// with fewer replicas does not (it could not take writes with a broker
+// down).
 func WithReplicationFactor(n int16) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
 		if n == 0 || n < -1 {
@@ -226,6 +237,25 @@ func WithTopicConfig(cfg map[string]string) KafkaOption {
 	})
 }
 
+// WithUnsafeTopicSettings makes the store accept snapshot topics whose
+// named settings can lose acknowledged snapshots and checkpoints:
+// log.SettingUncleanLeaderElection ("unclean.leader.election.enable") set to
+// true, log.SettingMinInSyncReplicas ("min.insync.replicas") below 2 with 3
+// or more replicas, whether the topic exists or WithTopicConfig asks for
+// them. Default: none; such a topic (or topic config) is refused with
+// ErrTopicLayout. Other names are refused by NewKafka.
+func WithUnsafeTopicSettings(settings ...string) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		for _, s := range settings {
+			if s != log.SettingUncleanLeaderElection && s != log.SettingMinInSyncReplicas {
+				c.errs = append(c.errs, fmt.Errorf("WithUnsafeTopicSettings: unknown setting %q (known: %s, %s)", s, log.SettingUncleanLeaderElection, log.SettingMinInSyncReplicas))
+				continue
+			}
+			c.unsafe = append(c.unsafe, s)
+		}
+	})
+}
+
 // WithKafkaLogger sets the store's logger. Default: nothing is logged.
 func WithKafkaLogger(l *slog.Logger) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
@@ -243,7 +273,7 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 	c := kafkaConfig{
 		prefix:      DefaultTopicPrefix,
 		eventPrefix: log.DefaultTopicPrefix,
-		replication: -1,
+		replication: 0, // log.DefaultReplicationFactor of the cluster's brokers
 		cacheBytes:  64 << 20,
 		poll:        500 * time.Millisecond,
 		logger:      slog.New(slog.DiscardHandler),
@@ -266,6 +296,11 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 	}
 	if c.prefix == c.eventPrefix {
 		c.errs = append(c.errs, fmt.Errorf("snapshot and events topics share the prefix %q", c.prefix))
+	}
+	// A topic config that can lose acknowledged records, as far as the
+	// replication is known now (createTopic checks again with the factor).
+	if err := checkReplication("WithTopicConfig", int(max(c.replication, 0)), c.configLookup(), c.unsafe); err != nil {
+		c.errs = append(c.errs, err)
 	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("snapshots: new kafka store: %w", errors.Join(c.errs...))
@@ -312,10 +347,14 @@ func (k *Kafka) Close() {
 func (k *Kafka) Topic(aggregateType string) string { return k.cfg.prefix + aggregateType }
 
 // EnsureTopic creates the aggregate type's snapshot topic if it is missing,
-// with the partition count of its events topic (which must exist) and the
-// compaction settings, and checks an existing one: it must be compacted
-// (cleanup.policy=compact, nothing else: deleting old snapshots by age would
-// break the checkpoints' promise) and partitioned like the events topic.
+// with the partition count of its events topic (which must exist), the
+// compaction settings and the replication of WithReplicationFactor, and
+// checks an existing one: it must be compacted (cleanup.policy=compact,
+// nothing else: deleting old snapshots by age would break the checkpoints'
+// promise), partitioned like the events topic, and unable to lose
+// acknowledged records (no unclean.leader.election.enable=true, and
+// min.insync.replicas at least 2 with 3 or more replicas, unless
+// WithUnsafeTopicSettings accepts them).
 func (k *Kafka) EnsureTopic(ctx context.Context, aggregateType string) error {
 	_, err := k.kafkaType(ctx, aggregateType, true)
 	return err
@@ -382,16 +421,48 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 	return kt, nil
 }
 
+// configLookup looks a setting up in the config of the topics the store
+// creates: the configured one, with the min.insync.replicas=2 that
+// createTopic adds when it is not set.
+func (c *kafkaConfig) configLookup() func(string) (string, bool) {
+	return func(key string) (string, bool) {
+		v, ok := c.topicConfig[key]
+		if !ok && key == log.SettingMinInSyncReplicas {
+			return "2", true
+		}
+		return v, ok
+	}
+}
+
 func (k *Kafka) createTopic(ctx context.Context, name string, partitions int32) error {
-	cfg := make(map[string]*string, len(k.cfg.topicConfig))
+	cfg := make(map[string]*string, len(k.cfg.topicConfig)+1)
 	for key, v := range k.cfg.topicConfig {
 		cfg[key] = kadm.StringPtr(v)
 	}
-	_, err := k.adm.CreateTopic(ctx, partitions, k.cfg.replication, cfg, name)
+	request, factor, err := k.replicationFactor(ctx, name, partitions, cfg)
+	if err != nil {
+		return err
+	}
+	if _, set := k.cfg.topicConfig[log.SettingMinInSyncReplicas]; factor >= 3 && !set {
+		cfg[log.SettingMinInSyncReplicas] = kadm.StringPtr("2")
+	}
+	// Never create a topic the store would then refuse.
+	if err := checkReplication("topic "+name, int(factor), func(key string) (string, bool) {
+		if v := cfg[key]; v != nil {
+			return *v, true
+		}
+		return "", false
+	}, k.cfg.unsafe); err != nil {
+		return fmt.Errorf("snapshots: not creating topic: %w", err)
+	}
+	_, err = k.adm.CreateTopic(ctx, partitions, request, cfg, name)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("snapshots: create topic %s: %w", name, err)
 	}
-	k.cfg.logger.Info("created snapshot topic", slog.String("topic", name), slog.Int("partitions", int(partitions)))
+	if err == nil {
+		k.cfg.logger.Info("created snapshot topic", slog.String("topic", name), slog.Int("partitions", int(partitions)),
+			slog.Int("replication", int(factor)))
+	}
 	for i := 0; i < 100; i++ {
 		if t, err := kread.Describe(ctx, k.cl, name); err == nil && t.Led() {
 			return nil
@@ -405,6 +476,49 @@ func (k *Kafka) createTopic(ctx context.Context, name string, partitions int32) 
 	return fmt.Errorf("snapshots: topic %s created but has no leaders", name)
 }
 
+// replicationFactor returns the replication factor to create topic name
+// with (request: -1 for the broker's default) and the factor the topic
+// will have (factor: -1 when the broker does not say).
+func (k *Kafka) replicationFactor(ctx context.Context, name string, partitions int32, cfg map[string]*string) (request, factor int16, err error) {
+	switch n := k.cfg.replication; {
+	case n > 0:
+		return n, n, nil
+	case n == 0: // not set: min(3, brokers)
+		m, err := k.adm.BrokerMetadata(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("snapshots: create topic %s: list the cluster's brokers: %w", name, err)
+		}
+		f := log.DefaultReplicationFactor(len(m.Brokers))
+		return f, f, nil
+	default: // -1: the broker's default, which a validate-only creation reports
+		rs, err := k.adm.ValidateCreateTopics(ctx, partitions, -1, cfg, name)
+		if r, ok := rs[name]; err == nil && ok && r.Err == nil && r.ReplicationFactor > 0 {
+			return -1, r.ReplicationFactor, nil
+		}
+		return -1, -1, nil
+	}
+}
+
+// checkReplication reports, as an error wrapping ErrTopicLayout, every
+// setting of what (a topic, or the configured topic config) with
+// replicationFactor replicas that can lose acknowledged records:
+// unclean.leader.election.enable=true, and min.insync.replicas below 2 with
+// 3 or more replicas (a missing one is Kafka's default, 1). Settings in
+// accepted are not refused.
+func checkReplication(what string, replicationFactor int, lookup func(string) (string, bool), accepted []string) error {
+	var errs []error
+	for _, u := range log.UnsafeTopicSettings(replicationFactor, lookup) {
+		if slices.Contains(accepted, u.Setting) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w: %s has %s; to accept it, name it: snapshots.WithUnsafeTopicSettings(%q)",
+			ErrTopicLayout, what, u, u.Setting))
+	}
+	return errors.Join(errs...)
+}
+
+// checkCompacted refuses a snapshot topic that is not compacted or can lose
+// acknowledged records.
 func (k *Kafka) checkCompacted(ctx context.Context, name string) error {
 	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
 	if err != nil {
@@ -417,15 +531,37 @@ func (k *Kafka) checkCompacted(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("snapshots: describe configs of topic %s: %w", name, err)
 	}
-	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && c.Value != nil {
-			if strings.TrimSpace(*c.Value) == "compact" {
-				return nil
+	lookup := func(key string) (string, bool) {
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value, true
 			}
-			return fmt.Errorf("%w: topic %s has cleanup.policy=%q, need \"compact\"", ErrTopicLayout, name, *c.Value)
 		}
+		return "", false
 	}
-	return fmt.Errorf("%w: topic %s has no cleanup.policy", ErrTopicLayout, name)
+	var errs []error
+	if v, ok := lookup("cleanup.policy"); !ok {
+		errs = append(errs, fmt.Errorf("%w: topic %s has no cleanup.policy", ErrTopicLayout, name))
+	} else if strings.TrimSpace(v) != "compact" {
+		errs = append(errs, fmt.Errorf("%w: topic %s has cleanup.policy=%q, need \"compact\"", ErrTopicLayout, name, v))
+	}
+	tds, err := k.adm.ListTopics(ctx, name)
+	if err != nil {
+		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, err)
+	}
+	td, ok := tds[name]
+	if !ok {
+		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	}
+	if td.Err != nil {
+		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, td.Err)
+	}
+	replicas := 0 // the most replicas of any partition
+	for _, p := range td.Partitions {
+		replicas = max(replicas, len(p.Replicas))
+	}
+	errs = append(errs, checkReplication("topic "+name, replicas, lookup, k.cfg.unsafe))
+	return errors.Join(errs...)
 }
 
 // part returns the restored view of the partition that holds the aggregate,

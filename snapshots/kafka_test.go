@@ -52,6 +52,22 @@ func newEnv(t testing.TB, partitions int32) kafkaEnv {
 		t.Fatal(err)
 	}
 	kafkatest.DeleteTopicsOnCleanup(t, env.events+"Account", env.snaps+"Account")
+	// A topic just created may not be in every metadata answer yet.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		td, err := adm.ListTopics(ctxT(t), env.events+"Account")
+		if err == nil && td[env.events+"Account"].Err == nil && len(td[env.events+"Account"].Partitions) == int(partitions) {
+			led := true
+			for _, p := range td[env.events+"Account"].Partitions {
+				led = led && p.Leader >= 0
+			}
+			if led {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not visible with leaders 30s after its creation: %v", env.events+"Account", err)
+		}
+	}
 	return env
 }
 

@@ -63,7 +63,9 @@ func WithSnapshotsTopicPrefix(p string) Option {
 }
 
 // WithReplicationFactor sets the replication factor of the snapshot topics
-// the snapshotter creates. Default: -1, the broker's default.
+// the snapshotter creates; -1 is the broker's default.replication.factor.
+// Default: the snapshot store's, min(3, brokers), with
+// min.insync.replicas=2 from 3 replicas on (see snapshots.WithReplicationFactor).
 func WithReplicationFactor(n int16) Option {
 	return optionFunc(func(c *config) {
 		if n == 0 || n < -1 {
@@ -189,7 +191,7 @@ func newConfig(group string, opts []Option) (config, error) {
 	c := config{
 		eventPrefix: log.DefaultTopicPrefix,
 		snapPrefix:  snapshots.DefaultTopicPrefix,
-		replication: -1,
+		replication: 0, // the store's default
 		threshold:   DefaultThreshold,
 		interval:    DefaultCheckpointInterval,
 		maxStates:   DefaultMaxStates,

@@ -168,10 +168,13 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("snapshotter: Run called twice")
 	}
-	store, err := snapshots.NewKafka(s.codec, snapshots.KafkaClient(s.cfg.clientOpts...),
+	storeOpts := []snapshots.KafkaOption{snapshots.KafkaClient(s.cfg.clientOpts...),
 		snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
-		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithReplicationFactor(s.cfg.replication),
-		snapshots.WithKafkaLogger(s.cfg.logger))
+		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithKafkaLogger(s.cfg.logger)}
+	if s.cfg.replication != 0 {
+		storeOpts = append(storeOpts, snapshots.WithReplicationFactor(s.cfg.replication))
+	}
+	store, err := snapshots.NewKafka(s.codec, storeOpts...)
 	if err != nil {
 		return fmt.Errorf("snapshotter: %w", err)
 	}

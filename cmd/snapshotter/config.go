@@ -143,7 +143,7 @@ var settings = []setting{
 			c.MaxStates = n
 			return nil
 		}},
-	{flag: "replication", env: "SNAPLOG_REPLICATION", def: "-1", arg: "n", cmds: snapshotCmds,
+	{flag: "replication", env: "SNAPLOG_REPLICATION", defDoc: "min(3, brokers), with min.insync.replicas=2 from 3 on", arg: "n", cmds: snapshotCmds,
 		usage: "replication factor of the snapshot topics the snapshotter creates; -1 for the broker's default",
 		set: func(c *config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -334,7 +334,6 @@ func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshot
 		snapshotter.KafkaClient(kgo.SeedBrokers(c.Brokers...)),
 		snapshotter.WithEventsTopicPrefix(c.EventsPrefix),
 		snapshotter.WithSnapshotsTopicPrefix(c.SnapshotsPrefix),
-		snapshotter.WithReplicationFactor(c.Replication),
 		snapshotter.WithThreshold(c.Threshold),
 		snapshotter.WithCheckpointInterval(c.CheckpointInterval),
 		snapshotter.WithMaxStates(c.MaxStates),
@@ -343,6 +342,9 @@ func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshot
 	}
 	if c.TransactionalID != "" {
 		opts = append(opts, snapshotter.WithTransactionalID(c.TransactionalID))
+	}
+	if c.Replication != 0 {
+		opts = append(opts, snapshotter.WithReplicationFactor(c.Replication))
 	}
 	return opts
 }

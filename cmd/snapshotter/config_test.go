@@ -27,7 +27,6 @@ func defaults() config {
 		Threshold:          100,
 		CheckpointInterval: 5 * time.Second,
 		MaxStates:          100_000,
-		Replication:        -1,
 		HTTPAddr:           ":8080",
 		LogLevel:           slog.LevelInfo,
 	}

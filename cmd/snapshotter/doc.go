@@ -30,7 +30,7 @@
 //	-threshold            SNAPLOG_THRESHOLD            100
 //	-checkpoint-interval  SNAPLOG_CHECKPOINT_INTERVAL  5s
 //	-max-states           SNAPLOG_MAX_STATES           100000
-//	-replication          SNAPLOG_REPLICATION          -1 (the broker's default)
+//	-replication          SNAPLOG_REPLICATION          min(3, brokers); -1 is the broker's default
 //	-http-addr            SNAPLOG_HTTP_ADDR            :8080
 //	-log-level            SNAPLOG_LOG_LEVEL            info; warn for inspect and rebuild (debug, info, warn, error)
 //	-transactional-id     SNAPLOG_TRANSACTIONAL_ID     the group, "-" and a random id

@@ -668,6 +668,17 @@ func restartScriptBroker(t *testing.T) {
 	t.Log("scripts/kafka.sh restart missed the broker's start (see above); a second start succeeded")
 }
 
+// seedClient is a client of brokers, closed when the test ends.
+func seedClient(t *testing.T, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
 // tortureSession is one torture run: a topic, writer processes racing on
 // its hot aggregates, and what they report.
 type tortureSession struct {
@@ -704,7 +715,7 @@ func startTorture(t *testing.T, brokers []string, k *log.Kafka, prefix, typ stri
 		t.Fatal(err)
 	}
 	s.topic = k.Topic(typ)
-	s.adm = kadm.NewClient(kafkatest.Client(t, kgo.SeedBrokers(brokers...)))
+	s.adm = kadm.NewClient(seedClient(t, brokers))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("topic %s is kept for inspection", s.topic)

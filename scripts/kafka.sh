@@ -23,6 +23,61 @@
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM, default 30
 #
 # Clients connect to 127.0.0.1:$KAFKA_PORT.
+#
+# Cluster mode: three KRaft nodes, each a combined broker+controller, with a
+# static 3-voter controller quorum (controller.quorum.voters), for failover
+# tests. Independent of the single node above (both can run at once): own
+# ports, config, data, logs, pid files and cluster id under .kafka/cluster/
+# (node1/ .. node3/), own lock (.kafka/cluster.lock); only the jars are
+# shared. Node N is 1, 2 or 3.
+#
+#   scripts/kafka.sh cluster start [N...]   start all (or the given) nodes that
+#                        are not running (formatting storage once), wait until
+#                        they serve, print the bootstrap list as the last line
+#                        of stdout; idempotent
+#   scripts/kafka.sh cluster stop [N...]    SIGTERM all (or the given) nodes
+#                        together, SIGKILL after a timeout; idempotent
+#   scripts/kafka.sh cluster restart        stop all, start all
+#   scripts/kafka.sh cluster restart N...   one node at a time: stop it
+#                        gracefully, start it, wait until it serves
+#   scripts/kafka.sh cluster kill N...      SIGKILL (then `cluster start N`)
+#   scripts/kafka.sh cluster pause N...     SIGSTOP
+#   scripts/kafka.sh cluster resume N...    SIGCONT
+#   scripts/kafka.sh cluster status         per-node state and the brokers the
+#                        cluster metadata lists; exit 0 iff all three run,
+#                        none is paused and all three are live brokers
+#   scripts/kafka.sh cluster bootstrap      print 127.0.0.1:P1,127.0.0.1:P2,...
+#   scripts/kafka.sh cluster logs N [-f] [LINES]
+#   scripts/kafka.sh cluster reset          stop, delete .kafka/cluster (keeps jars)
+#
+# "Serves" means: each started node's process is alive, it logged "Kafka
+# Server started" (caught up with the metadata log and unfenced) and its
+# client port accepts connections; then kafka-broker-api-versions, asked
+# through the running nodes, lists each started node as an unfenced broker
+# that answers; then, if all three run, no partition is under-replicated
+# (TopicCommand --under-replicated-partitions is empty). A timeout on the
+# first two fails the start (the nodes it launched are stopped); on the
+# last one it only warns.
+#
+# Cluster defaults: default.replication.factor=3, min.insync.replicas=2,
+# unclean.leader.election.enable=false, offsets and transaction state
+# topics with RF 3 (transaction.state.log.min.isr=2), num.partitions=1;
+# otherwise like the single node (no topic auto-creation, no initial
+# rebalance delay, fast log cleaner), with fewer threads per node.
+#
+# Cluster environment:
+#   KAFKA_CLUSTER_PORT_BASE             client port of node 1, default 19092
+#                                       (node N: BASE+N-1: 19092,19093,19094)
+#   KAFKA_CLUSTER_CONTROLLER_PORT_BASE  controller port of node 1, default
+#                                       19192 (19192,19193,19194)
+#   KAFKA_CLUSTER_HEAP                  max heap of each node, default 384m
+#   KAFKA_CLUSTER_JVM_OPTS              extra JVM options for each node
+#   KAFKA_CLUSTER_START_TIMEOUT         seconds to wait for readiness, default 180
+#   KAFKA_CLUSTER_STOP_TIMEOUT          seconds to wait after SIGTERM, default 30
+#   KAFKA_CLUSTER_WAIT_ISR              1 (default): start/restart also wait
+#                                       for full ISRs; 0: don't
+# While any node runs, the ports are those the cluster was started with
+# (.kafka/cluster/ports); changing the port variables then is an error.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,13 +115,20 @@ need_tools() {
 
 # ---------------------------------------------------------------- jars
 
-fetch_jars() {
+# True iff $LIBS holds the jars of the current pom.
+jars_fresh() {
   local stamp want
   stamp="$LIBS/.pom.sha256"
   want="$(sha256sum "$POM" | cut -d' ' -f1)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
+  [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null
+}
+
+fetch_jars() {
+  local want
+  if jars_fresh; then
     return 0
   fi
+  want="$(sha256sum "$POM" | cut -d' ' -f1)"
   command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch the Kafka jars)"
   log "fetching Kafka jars with Maven into $LIBS ..."
   rm -rf "$LIBS" "$LIBS.tmp"
@@ -391,6 +453,572 @@ with_lock() {
   "$@"
 }
 
+# ================================================================ cluster
+#
+# `kafka.sh cluster ...`: three KRaft nodes (each combined broker+controller,
+# static 3-voter controller quorum) on 127.0.0.1, under .kafka/cluster/.
+# Independent of the single node: own ports, config, data, logs, pid files,
+# cluster id and lock; only the jars in .kafka/libs are shared.
+
+CL_DIR="$KDIR/cluster"
+CL_CONF="$CL_DIR/config"
+CL_LOCKFILE="$KDIR/cluster.lock"
+CL_PORTSFILE="$CL_DIR/ports"
+CL_NODES=(1 2 3)
+CL_HEAP="${KAFKA_CLUSTER_HEAP:-384m}"
+CL_START_TIMEOUT="${KAFKA_CLUSTER_START_TIMEOUT:-180}"
+CL_STOP_TIMEOUT="${KAFKA_CLUSTER_STOP_TIMEOUT:-30}"
+CL_WAIT_ISR="${KAFKA_CLUSTER_WAIT_ISR:-1}"
+CL_PORTS=() CL_CPORTS=()                  # indexed by node id, see cl_load_ports
+
+cl_node_dir() { echo "$CL_DIR/node$1"; }
+
+# Ports from the environment: node i gets BASE+i-1.
+cl_env_ports() {
+  local base="${KAFKA_CLUSTER_PORT_BASE:-19092}" cbase="${KAFKA_CLUSTER_CONTROLLER_PORT_BASE:-19192}" i
+  [[ "$base" =~ ^[0-9]+$ && "$cbase" =~ ^[0-9]+$ ]] || die "KAFKA_CLUSTER_PORT_BASE / KAFKA_CLUSTER_CONTROLLER_PORT_BASE must be numbers"
+  for i in "${CL_NODES[@]}"; do
+    CL_PORTS[i]=$((base + i - 1))
+    CL_CPORTS[i]=$((cbase + i - 1))
+  done
+}
+
+cl_any_running() {
+  local i
+  for i in "${CL_NODES[@]}"; do [[ -n "$(cl_pid "$i")" ]] && return 0; done
+  return 1
+}
+
+# While any node runs, the ports are the ones the cluster was started with
+# (recorded in $CL_PORTSFILE): every node's config lists all voters, so a
+# node restarted alone must use the same ports as the others. Otherwise they
+# come from the environment (defaults 19092.. and 19192..).
+cl_load_ports() {
+  cl_env_ports
+  if [[ -s "$CL_PORTSFILE" ]] && cl_any_running; then
+    local env_ports=("${CL_PORTS[@]}") env_cports=("${CL_CPORTS[@]}") i p c
+    while read -r i p c; do
+      CL_PORTS[i]="$p"
+      CL_CPORTS[i]="$c"
+    done <"$CL_PORTSFILE"
+    if [[ -n "${KAFKA_CLUSTER_PORT_BASE:-}${KAFKA_CLUSTER_CONTROLLER_PORT_BASE:-}" ]] \
+       && [[ "${env_ports[*]} ${env_cports[*]}" != "${CL_PORTS[*]} ${CL_CPORTS[*]}" ]]; then
+      die "the cluster is running on ports ${CL_PORTS[*]} / ${CL_CPORTS[*]}; stop it before changing KAFKA_CLUSTER_PORT_BASE / KAFKA_CLUSTER_CONTROLLER_PORT_BASE"
+    fi
+  fi
+}
+
+cl_save_ports() {
+  local i
+  mkdir -p "$CL_DIR"
+  for i in "${CL_NODES[@]}"; do echo "$i ${CL_PORTS[i]} ${CL_CPORTS[i]}"; done >"$CL_PORTSFILE"
+}
+
+# host:port,host:port,... of the given nodes (default: all).
+cl_bootstrap_list() {
+  local i out=()
+  (( $# )) || set -- "${CL_NODES[@]}"
+  for i in "$@"; do out+=("$HOST:${CL_PORTS[i]}"); done
+  local IFS=,
+  echo "${out[*]}"
+}
+
+# Prints node $1's pid if it runs (pid file + live process whose command line
+# is this checkout's node $1), else nothing. A paused node counts as running.
+cl_pid() {
+  local pidfile pid
+  pidfile="$(cl_node_dir "$1")/kafka.pid"
+  [[ -f "$pidfile" ]] || return 0
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  if kill -0 "$pid" 2>/dev/null \
+     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$MAIN_CLASS $(cl_node_dir "$1")/server.properties"; then
+    echo "$pid"
+  fi
+}
+
+# running | paused | stopped
+cl_state() {
+  local pid st
+  pid="$(cl_pid "$1")"
+  if [[ -z "$pid" ]]; then echo stopped; return 0; fi
+  st="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1 || true)"
+  case "$st" in T|t) echo paused ;; *) echo running ;; esac
+}
+
+cl_write_config() {
+  local i="$1" nd voters=() j
+  nd="$(cl_node_dir "$i")"
+  mkdir -p "$nd" "$nd/logs"
+  for j in "${CL_NODES[@]}"; do voters+=("$j@$HOST:${CL_CPORTS[j]}"); done
+  cat >"$nd/server.properties" <<CONF
+# Generated by scripts/kafka.sh (cluster mode) on every start of this node;
+# edit the script, not this file.
+process.roles=broker,controller
+node.id=$i
+# Static 3-voter quorum (kraft.version 0).
+controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
+listeners=PLAINTEXT://$HOST:${CL_PORTS[i]},CONTROLLER://$HOST:${CL_CPORTS[i]}
+advertised.listeners=PLAINTEXT://$HOST:${CL_PORTS[i]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=$nd/data
+
+# Three replicas, two must acknowledge (acks=all); no data-losing elections.
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+
+# Tests create their topics explicitly.
+auto.create.topics.enable=false
+delete.topic.enable=true
+group.initial.rebalance.delay.ms=0
+# Upper bound a transactional producer may ask for (transaction.timeout.ms).
+transaction.max.timeout.ms=900000
+
+# Log cleaner tuned so compaction happens within seconds (see the single-node
+# config for the per-topic settings this needs).
+log.cleaner.enable=true
+log.cleaner.threads=1
+log.cleaner.backoff.ms=500
+log.cleaner.min.compaction.lag.ms=0
+log.cleaner.min.cleanable.ratio=0.01
+log.cleaner.dedupe.buffer.size=16777216
+
+# Three JVMs on a small machine: fewer threads each.
+num.network.threads=2
+num.io.threads=2
+num.replica.fetchers=1
+num.recovery.threads.per.data.dir=1
+background.threads=4
+CONF
+  sed 's/^name = snaplog-dev-kafka$/name = snaplog-dev-kafka-node'"$i"'/' <<'CONF' >"$nd/log4j2.properties"
+# Broker logging (log4j 2). Files go to ${sys:kafka.logs.dir}.
+status = warn
+name = snaplog-dev-kafka
+appender.server.type = RollingFile
+appender.server.name = server
+appender.server.fileName = ${sys:kafka.logs.dir}/server.log
+appender.server.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.server.layout.type = PatternLayout
+appender.server.layout.pattern = [%d] %p %m (%c)%n
+appender.server.policies.type = Policies
+appender.server.policies.size.type = SizeBasedTriggeringPolicy
+appender.server.policies.size.size = 20MB
+appender.server.strategy.type = DefaultRolloverStrategy
+appender.server.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.server.ref = server
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+CONF
+}
+
+cl_write_tool_config() {
+  mkdir -p "$CL_CONF"
+  cat >"$CL_CONF/tools-log4j2.properties" <<'CONF'
+status = warn
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = err
+CONF
+  cat >"$CL_CONF/admin.properties" <<'CONF'
+request.timeout.ms=5000
+default.api.timeout.ms=10000
+CONF
+}
+
+# Runs a Kafka command-line tool class with the cluster's tool config.
+cl_tool() {
+  timeout 60 java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$CL_CONF/tools-log4j2.properties" \
+    -cp "$LIBS/*" "$@"
+}
+
+cl_new_cluster_id() {
+  local cid
+  # A node formatted before keeps its id: reuse it for the others.
+  cid="$(sed -n 's/^cluster\.id=//p' "$CL_DIR"/node*/data/meta.properties 2>/dev/null | head -n 1 || true)"
+  [[ -n "$cid" ]] || cid="$(cl_tool "$STORAGE_TOOL" random-uuid | tail -n 1)"
+  [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got: $cid)"
+  mkdir -p "$CL_DIR"
+  echo "$cid" >"$CL_DIR/cluster-id"
+}
+
+# Formats node $1's storage unless done already; all nodes share the cluster
+# id in $CL_DIR/cluster-id (cl_new_cluster_id makes it).
+cl_format() {
+  local i="$1" nd cid
+  nd="$(cl_node_dir "$i")"
+  [[ -f "$nd/data/meta.properties" ]] && return 0
+  cid="$(cat "$CL_DIR/cluster-id")"
+  log "node $i: formatting KRaft storage in $nd/data (cluster id $cid)"
+  mkdir -p "$nd/data"
+  # controller.quorum.voters is set, so this formats for a static quorum.
+  cl_tool "$STORAGE_TOOL" format --config "$nd/server.properties" \
+    --cluster-id "$cid" --ignore-formatted >"$nd/logs/format.log" 2>&1 \
+    || { cat "$nd/logs/format.log" >&2; die "node $i: kafka-storage format failed"; }
+}
+
+# Node ids the cluster metadata reports as live brokers that also answer an
+# ApiVersions request (kafka-broker-api-versions), one per line. It prints
+# "isFenced: true" for fenced brokers and "-> ERROR" for unreachable ones.
+cl_live_brokers() {
+  local i up=()
+  for i in "${CL_NODES[@]}"; do
+    [[ "$(cl_state "$i")" == running ]] && port_open "${CL_PORTS[i]}" && up+=("$i")
+  done
+  (( ${#up[@]} )) || return 0
+  cl_tool org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "$(cl_bootstrap_list "${up[@]}")" \
+    --command-config "$CL_CONF/admin.properties" 2>/dev/null \
+    | grep -v 'isFenced: true' \
+    | sed -n 's/^[^ ]* (id: \([0-9]*\) rack: [^)]*) -> (.*/\1/p' | sort -u || true
+}
+
+# Partitions whose ISR is smaller than their replica set (all topics,
+# internal ones included), one line per partition.
+cl_under_replicated() {
+  cl_tool "$TOPIC_TOOL" --bootstrap-server "$1" --command-config "$CL_CONF/admin.properties" \
+    --describe --under-replicated-partitions 2>&1
+}
+
+cl_show_log_tail() {
+  local i="$1" off="${2:-0}" out_off="${3:-0}" nd
+  nd="$(cl_node_dir "$i")"
+  log "node $i: last lines of $nd/logs/server.log from this launch:"
+  tail -c +"$((off + 1))" "$nd/logs/server.log" 2>/dev/null | tail -n 30 >&2 || true
+  if [[ -f "$nd/logs/stdout.log" ]] && (( $(stat -c %s "$nd/logs/stdout.log") > out_off )); then
+    log "node $i: last lines of $nd/logs/stdout.log from this launch:"
+    tail -c +"$((out_off + 1))" "$nd/logs/stdout.log" | tail -n 20 >&2
+  fi
+}
+
+# Launch state of the nodes started by this invocation, for cl_wait.
+CL_LPID=() CL_LOFF=() CL_LOUT=()
+
+cl_launch() {
+  local i="$1" nd pid
+  nd="$(cl_node_dir "$i")"
+  CL_LOFF[i]="$(size_of "$nd/logs/server.log")"
+  CL_LOUT[i]="$(size_of "$nd/logs/stdout.log")"
+  # shellcheck disable=SC2086
+  nohup java -Xms128m -Xmx"$CL_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.shutdownHookEnabled=false \
+    -Dkafka.logs.dir="$nd/logs" -Dlog4j2.configurationFile="$nd/log4j2.properties" \
+    ${KAFKA_CLUSTER_JVM_OPTS:-} \
+    -cp "$LIBS/*" "$MAIN_CLASS" "$nd/server.properties" \
+    >>"$nd/logs/stdout.log" 2>&1 </dev/null 7>&- 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$nd/kafka.pid"
+  CL_LPID[i]="$pid"
+  log "node $i: started pid $pid (client $HOST:${CL_PORTS[i]}, controller $HOST:${CL_CPORTS[i]})"
+}
+
+# Stops the given nodes together: SIGTERM (and SIGCONT, in case one is
+# paused), wait up to CL_STOP_TIMEOUT, then SIGKILL.
+cl_stop_nodes() {
+  local i pid pids=() deadline
+  for i in "$@"; do
+    pid="$(cl_pid "$i")"
+    if [[ -z "$pid" ]]; then
+      rm -f "$(cl_node_dir "$i")/kafka.pid"
+      continue
+    fi
+    log "node $i: stopping pid $pid ..."
+    kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true
+    pids[i]="$pid"
+  done
+  deadline=$((SECONDS + CL_STOP_TIMEOUT))
+  for i in "${!pids[@]}"; do
+    while kill -0 "${pids[i]}" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
+  done
+  for i in "${!pids[@]}"; do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      log "node $i: pid ${pids[i]} still alive after ${CL_STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "${pids[i]}" 2>/dev/null || true
+    fi
+  done
+  for i in "${!pids[@]}"; do
+    while kill -0 "${pids[i]}" 2>/dev/null; do sleep 0.1; done
+    rm -f "$(cl_node_dir "$i")/kafka.pid"
+    log "node $i: stopped"
+  done
+}
+
+# Waits until the nodes launched by this invocation serve: each process is
+# alive, logged "Kafka Server started" since its launch (it caught up with
+# the metadata log and was unfenced) and its client port accepts connections;
+# then until the cluster metadata lists each of them as a live broker that
+# answers ApiVersions. Then, if all nodes run, waits (KAFKA_CLUSTER_WAIT_ISR)
+# until no partition is under-replicated. On failure stops those nodes.
+cl_wait() {
+  local t0=$SECONDS pending=("$@") left i nd live missing
+  local deadline=$((SECONDS + CL_START_TIMEOUT))
+  local -A started=()
+  while (( ${#pending[@]} )); do
+    left=()
+    for i in "${pending[@]}"; do
+      nd="$(cl_node_dir "$i")"
+      if ! kill -0 "${CL_LPID[i]}" 2>/dev/null; then
+        rm -f "$nd/kafka.pid"
+        cl_show_log_tail "$i" "${CL_LOFF[i]}" "${CL_LOUT[i]}"
+        cl_stop_nodes "$@"
+        die "node $i: broker process exited during startup"
+      fi
+      if (( $(size_of "$nd/logs/server.log") < CL_LOFF[i] )); then CL_LOFF[i]=0; fi
+      if [[ -z "${started[$i]:-}" ]] && tail -c +"$((CL_LOFF[i] + 1))" "$nd/logs/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
+        started[$i]=1
+      fi
+      if [[ -n "${started[$i]:-}" ]] && port_open "${CL_PORTS[i]}"; then
+        log "node $i: started after $((SECONDS - t0))s"
+      else
+        left+=("$i")
+      fi
+    done
+    pending=("${left[@]}")
+    (( ${#pending[@]} )) || break
+    if (( SECONDS >= deadline )); then
+      for i in "${pending[@]}"; do cl_show_log_tail "$i" "${CL_LOFF[i]}" "${CL_LOUT[i]}"; done
+      log "node(s) ${pending[*]} not started after ${CL_START_TIMEOUT}s; stopping node(s) $*"
+      cl_stop_nodes "$@"
+      exit 1
+    fi
+    sleep 0.5
+  done
+
+  while :; do
+    live="$(cl_live_brokers | tr '\n' ' ')"
+    missing=()
+    for i in "$@"; do [[ " $live" == *" $i "* ]] || missing+=("$i"); done
+    (( ${#missing[@]} )) || break
+    if (( SECONDS >= deadline )); then
+      log "cluster metadata lists live brokers [ ${live}] after ${CL_START_TIMEOUT}s; missing ${missing[*]}; stopping node(s) $*"
+      cl_stop_nodes "$@"
+      exit 1
+    fi
+    sleep 1
+  done
+  # Errors while starting are shown but not fatal: a quorum that elects its
+  # leader while the nodes register logs transient NotControllerExceptions.
+  local errs
+  for i in "$@"; do
+    nd="$(cl_node_dir "$i")"
+    errs="$(tail -c +"$((CL_LOFF[i] + 1))" "$nd/logs/server.log" | grep -E '\] (ERROR|FATAL) ' || true)"
+    if [[ -n "$errs" ]]; then
+      printf '%s\n' "$errs" | head -n 5 | cut -c1-240 >&2
+      log "node $i: warning: logged $(printf '%s\n' "$errs" | wc -l) error(s) while starting (first ones above; see $nd/logs/server.log)"
+    fi
+  done
+  log "live brokers: ${live}after $((SECONDS - t0))s"
+
+  [[ "$CL_WAIT_ISR" == 1 ]] || return 0
+  for i in "${CL_NODES[@]}"; do
+    [[ "$(cl_state "$i")" == running ]] || { log "node $i is not running: not waiting for full ISRs"; return 0; }
+  done
+  local urp
+  while :; do
+    if urp="$(cl_under_replicated "$(cl_bootstrap_list)")" && [[ -z "$urp" ]]; then
+      log "no under-replicated partitions after $((SECONDS - t0))s"
+      return 0
+    fi
+    if (( SECONDS >= deadline )); then
+      printf '%s\n' "$urp" | tail -n 20 >&2
+      log "warning: partitions still under-replicated after ${CL_START_TIMEOUT}s (see above)"
+      return 0
+    fi
+    sleep 1
+  done
+}
+
+cl_prepare() {
+  need_tools
+  if ! jars_fresh; then
+    # The jars are shared with the single node: fetch them under its lock.
+    exec 7>"$LOCKFILE"
+    flock -w $((START_TIMEOUT + STOP_TIMEOUT + 300)) 7 || die "could not lock $LOCKFILE"
+    fetch_jars
+    exec 7>&-
+  fi
+  cl_write_tool_config
+}
+
+# cluster start [N...]: start the given nodes (default all) that are not
+# running, wait until they serve, print the bootstrap list.
+cl_do_start() {
+  (( $# )) || set -- "${CL_NODES[@]}"
+  cl_load_ports
+  local i todo=() p
+  for i in "$@"; do
+    case "$(cl_state "$i")" in
+      running) log "node $i: already running (pid $(cl_pid "$i")) on $HOST:${CL_PORTS[i]}" ;;
+      paused)  log "node $i: warning: running but paused (pid $(cl_pid "$i")); 'cluster resume $i' to continue it" ;;
+      stopped) todo+=("$i") ;;
+    esac
+  done
+  if (( ${#todo[@]} )); then
+    for i in "${todo[@]}"; do
+      for p in "${CL_PORTS[i]}" "${CL_CPORTS[i]}"; do
+        port_open "$p" && die "node $i: port $HOST:$p is already in use by another process (set KAFKA_CLUSTER_PORT_BASE / KAFKA_CLUSTER_CONTROLLER_PORT_BASE)"
+      done
+    done
+    cl_prepare
+    cl_any_running || cl_save_ports
+    [[ -s "$CL_DIR/cluster-id" ]] || cl_new_cluster_id
+    local fpids=()
+    for i in "${todo[@]}"; do
+      rm -f "$(cl_node_dir "$i")/kafka.pid"
+      cl_write_config "$i"
+      cl_format "$i" & fpids[i]=$!
+    done
+    for i in "${!fpids[@]}"; do
+      wait "${fpids[i]}" || die "node $i: could not format its storage"
+    done
+    for i in "${todo[@]}"; do cl_launch "$i"; done
+    log "waiting up to ${CL_START_TIMEOUT}s for node(s) ${todo[*]} ..."
+    cl_wait "${todo[@]}"
+  fi
+  cl_bootstrap_list
+}
+
+cl_do_stop() {
+  (( $# )) || set -- "${CL_NODES[@]}"
+  cl_any_running || { log "cluster not running"; return 0; }
+  cl_stop_nodes "$@"
+}
+
+# cluster restart: stop all, start all. cluster restart N...: rolling, one
+# node at a time: stop it gracefully, start it, wait until it serves.
+cl_do_restart() {
+  if (( ! $# )); then
+    cl_do_stop
+    cl_do_start
+    return 0
+  fi
+  local i
+  cl_load_ports
+  for i in "$@"; do
+    cl_stop_nodes "$i"
+    cl_do_start "$i" >/dev/null
+  done
+  cl_bootstrap_list
+}
+
+cl_do_signal() {
+  local sig="$1" cmd="$2" what="$3" i pid
+  shift 3
+  (( $# )) || die "usage: $0 cluster $cmd N..."
+  for i in "$@"; do
+    pid="$(cl_pid "$i")"
+    if [[ -z "$pid" ]]; then log "node $i: not running"; continue; fi
+    kill -"$sig" "$pid"
+    if [[ "$sig" == KILL ]]; then
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      rm -f "$(cl_node_dir "$i")/kafka.pid"
+    fi
+    log "node $i: $what (SIG$sig to pid $pid)"
+  done
+}
+
+cl_do_status() {
+  cl_load_ports
+  local i st pid rc=0 up=0 live
+  for i in "${CL_NODES[@]}"; do
+    st="$(cl_state "$i")"
+    pid="$(cl_pid "$i")"
+    case "$st" in
+      stopped) echo "node $i: not running (client $HOST:${CL_PORTS[i]}, controller $HOST:${CL_CPORTS[i]})"; rc=1 ;;
+      paused)  echo "node $i: paused (pid $pid) on $HOST:${CL_PORTS[i]}"; rc=1 ;;
+      running)
+        if port_open "${CL_PORTS[i]}"; then
+          echo "node $i: running (pid $pid) on $HOST:${CL_PORTS[i]}"; up=1
+        else
+          echo "node $i: process $pid is up but $HOST:${CL_PORTS[i]} does not accept connections"; rc=2
+        fi ;;
+    esac
+  done
+  if (( up )) && [[ -d "$LIBS" ]]; then
+    [[ -f "$CL_CONF/admin.properties" ]] || cl_write_tool_config
+    live="$(cl_live_brokers | tr '\n' ' ')"
+    echo "cluster: live brokers in metadata: [ ${live}]"
+    [[ "$live" == "1 2 3 " ]] || (( rc )) || rc=2
+  fi
+  echo "bootstrap: $(cl_bootstrap_list)"
+  return "$rc"
+}
+
+cl_do_logs() {
+  local i="${1:-}" follow=0 n=100 f
+  [[ "$i" =~ ^[1-3]$ ]] || die "usage: $0 cluster logs N [-f] [LINES]"
+  shift
+  for a in "$@"; do
+    case "$a" in
+      -f|--follow) follow=1 ;;
+      *[!0-9]*|'') die "usage: $0 cluster logs N [-f] [LINES]" ;;
+      *) n="$a" ;;
+    esac
+  done
+  f="$(cl_node_dir "$i")/logs/server.log"
+  [[ -f "$f" ]] || die "no log yet ($f)"
+  if (( follow )); then exec tail -n "$n" -F "$f"; fi
+  tail -n "$n" "$f"
+}
+
+cl_do_reset() {
+  cl_do_stop
+  rm -rf "$CL_DIR"
+  log "deleted cluster data, config and logs in $CL_DIR"
+}
+
+cl_with_lock() {
+  exec 8>"$CL_LOCKFILE"
+  flock -w $((CL_START_TIMEOUT + CL_STOP_TIMEOUT + 300)) 8 || die "could not lock $CL_LOCKFILE"
+  "$@"
+}
+
+cl_usage() {
+  echo "usage: $0 cluster start [N...]|stop [N...]|restart [N...]|status|bootstrap|kill N...|pause N...|resume N...|logs N [-f] [LINES]|reset" >&2
+  exit 2
+}
+
+cluster_main() {
+  local sub="${1:-}" a
+  [[ $# -gt 0 ]] && shift
+  if [[ "$sub" != logs ]]; then
+    for a in "$@"; do [[ "$a" =~ ^[1-3]$ ]] || die "bad node number '$a' (nodes are 1, 2, 3)"; done
+  fi
+  case "$sub" in
+    start)     cl_with_lock cl_do_start "$@" ;;
+    stop)      cl_with_lock cl_do_stop "$@" ;;
+    restart)   cl_with_lock cl_do_restart "$@" ;;
+    kill)      cl_with_lock cl_do_signal KILL kill killed "$@" ;;
+    pause)     cl_with_lock cl_do_signal STOP pause paused "$@" ;;
+    resume)    cl_with_lock cl_do_signal CONT resume resumed "$@" ;;
+    status)    cl_do_status ;;
+    bootstrap) cl_load_ports; cl_bootstrap_list ;;
+    logs)      cl_do_logs "$@" ;;
+    reset)     (( ! $# )) || cl_usage; cl_with_lock cl_do_reset ;;
+    *)         cl_usage ;;
+  esac
+}
+
 mkdir -p "$KDIR" "$LOGS"
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
@@ -401,7 +1029,9 @@ case "$cmd" in
   status)  do_status ;;
   logs)    do_logs "$@" ;;
   reset)   with_lock do_reset ;;
+  cluster) cluster_main "$@" ;;
   *)
     echo "usage: $0 start|stop|restart|status|logs [-f] [LINES]|reset" >&2
+    echo "       $0 cluster start [N...]|stop [N...]|restart [N...]|status|bootstrap|kill N...|pause N...|resume N...|logs N [-f] [LINES]|reset" >&2
     exit 2 ;;
 esac

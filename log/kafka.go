@@ -524,47 +524,11 @@ func DefaultReplicationFactor(brokers int) int16 {
 // checkConfig refuses a topic that could delete events (I1) or lose
 // acknowledged ones.
 func (k *Kafka) checkConfig(ctx context.Context, name string) error {
-	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
+	lookup, rf, err := kread.TopicSettings(ctx, k.adm, name)
 	if err != nil {
-		return fmt.Errorf("log: describe configs of topic %s: %w", name, err)
+		return fmt.Errorf("log: %w", err)
 	}
-	rc, err := rcs.On(name, nil)
-	if err != nil {
-		return fmt.Errorf("log: describe configs of topic %s: %w", name, err)
-	}
-	if rc.Err != nil {
-		return fmt.Errorf("log: describe configs of topic %s: %w", name, rc.Err)
-	}
-	lookup := func(key string) (string, bool) {
-		for _, c := range rc.Configs {
-			if c.Key == key && c.Value != nil {
-				return *c.Value, true
-			}
-		}
-		return "", false
-	}
-	tds, err := k.adm.ListTopics(ctx, name)
-	if err != nil {
-		return fmt.Errorf("log: describe replicas of topic %s: %w", name, err)
-	}
-	td, ok := tds[name]
-	if !ok {
-		return fmt.Errorf("log: describe replicas of topic %s: %w", name, kerr.UnknownTopicOrPartition)
-	}
-	if td.Err != nil {
-		return fmt.Errorf("log: describe replicas of topic %s: %w", name, td.Err)
-	}
-	return errors.Join(CheckTopicConfig(name, lookup), CheckTopicReplication(name, replicas(td.Partitions), lookup, k.cfg.unsafe...))
-}
-
-// replicas is the replication factor of a topic: the most replicas any of
-// its partitions has.
-func replicas(ps kadm.PartitionDetails) int {
-	n := 0
-	for _, p := range ps {
-		n = max(n, len(p.Replicas))
-	}
-	return n
+	return errors.Join(CheckTopicConfig(name, lookup), CheckTopicReplication(name, rf, lookup, k.cfg.unsafe...))
 }
 
 // CheckTopicConfig reports, as an error wrapping ErrTopicConfig, every

@@ -520,24 +520,9 @@ func checkReplication(what string, replicationFactor int, lookup func(string) (s
 // checkCompacted refuses a snapshot topic that is not compacted or can lose
 // acknowledged records.
 func (k *Kafka) checkCompacted(ctx context.Context, name string) error {
-	rcs, err := k.adm.DescribeTopicConfigs(ctx, name)
+	lookup, rf, err := kread.TopicSettings(ctx, k.adm, name)
 	if err != nil {
-		return fmt.Errorf("snapshots: describe configs of topic %s: %w", name, err)
-	}
-	rc, err := rcs.On(name, nil)
-	if err == nil {
-		err = rc.Err
-	}
-	if err != nil {
-		return fmt.Errorf("snapshots: describe configs of topic %s: %w", name, err)
-	}
-	lookup := func(key string) (string, bool) {
-		for _, c := range rc.Configs {
-			if c.Key == key && c.Value != nil {
-				return *c.Value, true
-			}
-		}
-		return "", false
+		return fmt.Errorf("snapshots: %w", err)
 	}
 	var errs []error
 	if v, ok := lookup("cleanup.policy"); !ok {
@@ -545,22 +530,7 @@ func (k *Kafka) checkCompacted(ctx context.Context, name string) error {
 	} else if strings.TrimSpace(v) != "compact" {
 		errs = append(errs, fmt.Errorf("%w: topic %s has cleanup.policy=%q, need \"compact\"", ErrTopicLayout, name, v))
 	}
-	tds, err := k.adm.ListTopics(ctx, name)
-	if err != nil {
-		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, err)
-	}
-	td, ok := tds[name]
-	if !ok {
-		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, kerr.UnknownTopicOrPartition)
-	}
-	if td.Err != nil {
-		return fmt.Errorf("snapshots: describe replicas of topic %s: %w", name, td.Err)
-	}
-	replicas := 0 // the most replicas of any partition
-	for _, p := range td.Partitions {
-		replicas = max(replicas, len(p.Replicas))
-	}
-	errs = append(errs, checkReplication("topic "+name, replicas, lookup, k.cfg.unsafe))
+	errs = append(errs, checkReplication("topic "+name, rf, lookup, k.cfg.unsafe))
 	return errors.Join(errs...)
 }
 

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -302,4 +303,44 @@ func (rd *Reader) Fetch(ctx context.Context, t *Topic, leader int32, ps []int32,
 		}
 	}
 	return retriable
+}
+
+// TopicSettings returns what the stores check of a topic before they use
+// it: its effective configuration, as a lookup of a setting's value, and its
+// replication factor (the most replicas of any of its partitions).
+func TopicSettings(ctx context.Context, adm *kadm.Client, name string) (lookup func(key string) (string, bool), replicationFactor int, err error) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("describe configs of topic %s: %w", name, err)
+	}
+	rc, err := rcs.On(name, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("describe configs of topic %s: %w", name, err)
+	}
+	lookup = func(key string) (string, bool) {
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value, true
+			}
+		}
+		return "", false
+	}
+	tds, err := adm.ListTopics(ctx, name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("describe replicas of topic %s: %w", name, err)
+	}
+	td, ok := tds[name]
+	if !ok {
+		return nil, 0, fmt.Errorf("describe replicas of topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	}
+	if td.Err != nil {
+		return nil, 0, fmt.Errorf("describe replicas of topic %s: %w", name, td.Err)
+	}
+	for _, p := range td.Partitions {
+		replicationFactor = max(replicationFactor, len(p.Replicas))
+	}
+	return lookup, replicationFactor, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/internal/invariant"
 	"github.com/snaplog/snaplog/log"
 )
 
@@ -101,6 +102,15 @@ func TestKafkaClusterFaults(t *testing.T) {
 	t.Cleanup(k.Close)
 	s := startTorture(t, brokers, k, prefix, typ, tortureShape{writers: 4, goroutines: 3, hot: 6, partitions: 3, finish: 30 * time.Second})
 	adm := kadm.NewClient(seedClient(t, brokers))
+	snapPrefix := strings.TrimSuffix(prefix, ".") + ".snapshots."
+	t.Cleanup(func() {
+		if !t.Failed() {
+			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = adm.DeleteTopics(c, snapPrefix+typ)
+		}
+	})
+	h, stopReaders := runReaders(t, s, prefix, snapPrefix, typ)
 	busiest := map[int32]int{}
 	for _, id := range s.ids {
 		busiest[log.Partition(id, 3)]++
@@ -151,6 +161,41 @@ func TestKafkaClusterFaults(t *testing.T) {
 
 	s.runUntil(back.Add(settle+5*time.Second), back, 40, 10, 45*time.Second)
 	s.finishAndCheck(nil, back, settle, strings.Join(story, ", "))
+
+	// The readers catch up with the writers' last events, the snapshotter
+	// checkpoints them; then both stop and are checked.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	read, err := invariant.ReadTopic(ctx, s.topic, kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var winners []uuid.UUID
+	for _, hist := range invariant.Histories(read.Records) {
+		for _, e := range hist {
+			winners = append(winners, e.ID)
+		}
+	}
+	caught := time.Now()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		h.mu.Lock()
+		done := true
+		for _, id := range winners {
+			if h.counts[id] == 0 {
+				done = false
+				break
+			}
+		}
+		h.mu.Unlock()
+		if done {
+			break
+		}
+	}
+	t.Logf("the consumer group had handled the winning events %s after the writers stopped", time.Since(caught).Round(time.Millisecond))
+	time.Sleep(3 * time.Second) // a few checkpoint intervals
+	consumerRestarts, snapshotterRestarts := stopReaders()
+	t.Logf("readers stopped: %d consumer and %d snapshotter restarts after a failed Run", consumerRestarts, snapshotterRestarts)
+	checkReaders(t, s, h, prefix, snapPrefix, typ)
 	if out, err := exec.Command("bash", "../scripts/kafka.sh", "cluster", "status").CombinedOutput(); err != nil {
 		t.Errorf("cluster status after the faults: %v\n%s", err, bytes.TrimSpace(out))
 	}

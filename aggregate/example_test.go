@@ -47,7 +47,7 @@ func Example() {
 	defer repo.Close()
 
 	id := uuid.New()
-	w := repo.New(id)
+	w := repo.New(id) // Load(ctx, id) for one that exists: errors.Is(err, aggregate.ErrNotFound) if not
 	for _, amount := range []int64{5, 10, 20} {
 		_ = w.Apply(Credited{Amount: amount})
 	}

@@ -222,10 +222,19 @@ func (e *invalidConfig) Unwrap() []error { return e.errs }
 // as not set. It checks every value and returns every problem at once, as an
 // *invalidConfig. A command line the flag package refuses is reported to out
 // with the usage, and -h prints the usage and returns flag.ErrHelp.
-func parseConfig(cmd command, args []string, getenv func(string) string, types []string, out io.Writer) (config, error) {
+func parseConfig(cmd command, args []string, getenv func(string) string, types []string, stdout, stderr io.Writer) (config, error) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			printUsage(stdout, cmd, types) // asked for: to stdout
+			return config{}, flag.ErrHelp
+		}
+	}
 	fs := flag.NewFlagSet("snapshotter "+string(cmd), flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { printUsage(out, cmd, types) }
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(stderr, cmd, types) }
 	raw := make(map[string]*string)
 	for _, s := range settings {
 		if s.takenBy(cmd) {
@@ -358,6 +367,8 @@ func printUsage(w io.Writer, cmd command, types []string) {
   snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log (stop the sidecars first)
   snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
   snapshotter schema -type T                  print the Avro writer schema of T's snapshot records (envelope and state)
+  snapshotter version                         print the version, VCS revision and Go version of the binary
+  snapshotter help [command]                  print this usage, with the flags of command
 
 Aggregate types: %s
 

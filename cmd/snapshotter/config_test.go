@@ -104,7 +104,7 @@ func TestParseConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			got, err := parseConfig(tt.cmd, tt.args, getenv(tt.env), []string{"Order"}, &out)
+			got, err := parseConfig(tt.cmd, tt.args, getenv(tt.env), []string{"Order"}, io.Discard, &out)
 			if tt.want != nil {
 				if err != nil {
 					t.Fatalf("error %v", err)
@@ -136,7 +136,7 @@ func TestParseConfig(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, cmd := range commands {
 		var out strings.Builder
-		_, err := parseConfig(cmd, []string{"-h"}, getenv(nil), []string{"Order"}, &out)
+		_, err := parseConfig(cmd, []string{"-h"}, getenv(nil), []string{"Order"}, &out, io.Discard)
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("%s -h: %v", cmd, err)
 		}
@@ -153,14 +153,33 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestRunHelpAndVersion: -h and help print the usage to stdout, version
+// the build.
+func TestRunHelpAndVersion(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-h"}, "SNAPLOG_BROKERS"},
+		{[]string{"rebuild", "-h"}, "-type name"},
+		{[]string{"help"}, "Flags of run"},
+		{[]string{"help", "inspect"}, "-id uuid"},
+		{[]string{"version"}, "snapshotter "},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(t.Context(), tt.args, getenv(nil), &stdout, &stderr, testTypes(t))
+		if code != exitOK || !strings.Contains(stdout.String(), tt.want) || stderr.Len() != 0 {
+			t.Errorf("run %q: exit %d; stdout does not hold %q, or stderr is not empty:\nstdout:\n%s\nstderr:\n%s", tt.args, code, tt.want, stdout.String(), stderr.String())
+		}
+	}
+}
+
 func TestRunUsageErrors(t *testing.T) {
 	tests := []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"-h"}, exitOK, "SNAPLOG_BROKERS"},
-		{[]string{"rebuild", "-h"}, exitOK, "-type name"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"-threshold", "-1"}, exitUsage, "snapshotter run: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -threshold \"-1\": must be positive\n"},
 		{[]string{"inspect", "-nope"}, exitUsage, "flag provided but not defined: -nope"},

@@ -266,6 +266,7 @@ func TestSidecar(t *testing.T) {
 		`snaplog_snapshotter_checkpoints_written_total{topic="` + e.events + `Order"}`,
 		`snaplog_snapshotter_apply_failures_total{topic="` + e.events + `Order"} 0`,
 		"snaplog_snapshotter_transactions_aborted_total 0",
+		`snaplog_snapshotter_build_info{goversion="go`,
 		"go_goroutines ",
 		"go_memstats_heap_alloc_bytes ",
 		"process_resident_memory_bytes ",

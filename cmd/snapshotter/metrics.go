@@ -58,7 +58,14 @@ func newMetrics(types []snapshotter.Type, eventsPrefix string) *metrics {
 		m.checkpoints.WithLabelValues(eventsPrefix + t.Name())
 		m.applyFailures.WithLabelValues(eventsPrefix + t.Name())
 	}
-	m.reg.MustRegister(m.snapshots, m.checkpoints, m.applyFailures, m.aborted,
+	b := readBuildInfo()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "1, labelled with the binary's version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.snapshots, m.checkpoints, m.applyFailures, m.aborted, build,
 		statsCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

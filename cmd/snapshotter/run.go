@@ -38,6 +38,17 @@ const httpShutdownTimeout = 10 * time.Second
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []snapshotter.Type) int {
 	names := typeNames(types)
 	cmd, rest := cmdRun, args
+	switch {
+	case len(args) > 0 && args[0] == "version":
+		return printVersion(stdout)
+	case len(args) > 0 && args[0] == "help":
+		about := cmdRun
+		if len(args) > 1 && slices.Contains(commands, command(args[1])) {
+			about = command(args[1])
+		}
+		printUsage(stdout, about, names)
+		return exitOK
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, rest = command(args[0]), args[1:]
 		if !slices.Contains(commands, cmd) {
@@ -46,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exitUsage
 		}
 	}
-	cfg, err := parseConfig(cmd, rest, getenv, names, stderr)
+	cfg, err := parseConfig(cmd, rest, getenv, names, stdout, stderr)
 	var invalid *invalidConfig
 	switch {
 	case errors.Is(err, flag.ErrHelp):

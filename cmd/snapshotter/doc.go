@@ -11,10 +11,14 @@
 //	snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
 //	snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log
 //	snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
+//	snapshotter schema -type T                  print the Avro writer schema of T's snapshot records
+//	snapshotter version                         print the version, VCS revision and Go version
+//	snapshotter help [command]                  print the usage
 //
 // Exit codes: 0 done, 1 failed, 2 a wrong command line or configuration
-// (every problem is listed at once). -h prints a command's flags with their
-// environment variables and defaults.
+// (every problem is listed at once). -h and help print a command's flags
+// with their environment variables and defaults, to stdout. /metrics
+// includes snaplog_snapshotter_build_info{version,revision,goversion} 1.
 //
 // # Configuration
 //

@@ -55,10 +55,16 @@
 //
 // The HTTP server (-http-addr) serves:
 //
-//   - /healthz: 200 while the broker answers a ping, made at most every 5s
-//     (probes in between get the last outcome), else 503;
-//   - /readyz: 200 once the snapshotter has joined its group and restored
-//     the partitions assigned to it, 503 before and while stopping;
+//   - /healthz: 200 while the process serves HTTP. It asks no broker: as a
+//     liveness probe it must not restart every replica during a broker
+//     outage;
+//   - /readyz: 200 when the cluster answers a ping (made at most every 5s;
+//     probes in between get the last outcome), the snapshotter has joined
+//     its group, restored the partitions assigned to it and has at least
+//     one, and no partition with records after its checkpoint has waited
+//     more than three checkpoint intervals for a new one; else 503 with the
+//     reason (the cluster's address when it does not answer), and while
+//     stopping;
 //   - /metrics: Prometheus text format, from a registry of its own.
 //
 // The metrics, all prefixed snaplog_snapshotter_:
@@ -66,6 +72,7 @@
 //	lag_records{topic,partition}                gauge: records from the next one to process to the high watermark (a trailing transaction marker counts)
 //	checkpoint_age_seconds{topic,partition}     gauge: time since the last checkpoint
 //	checkpoint_offset{topic,partition}          gauge
+//	records_after_checkpoint{topic,partition}   gauge: records processed since the checkpoint; 0 on an idle partition, where checkpoint_age_seconds means nothing
 //	restore_seconds{topic,partition}            gauge: how long the partition's restore took
 //	dirty_states{topic,partition}               gauge: states with events not yet in a snapshot
 //	unsnapshotted_aggregates{topic,partition}   gauge: aggregates an event of which could not be applied

@@ -7,26 +7,30 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/snaplog/snaplog/snapshotter"
 )
 
 const (
-	// brokerCheckEvery is how long /healthz reuses the outcome of its last
+	// brokerCheckEvery is how long /readyz reuses the outcome of its last
 	// broker ping.
 	brokerCheckEvery = 5 * time.Second
 	// brokerCheckTimeout bounds one ping.
 	brokerCheckTimeout = 3 * time.Second
 )
 
-// brokerCheck pings the cluster for /healthz, at most once every
+// brokerCheck pings the cluster for /readyz, at most once every
 // brokerCheckEvery: probes in between get the last outcome.
 type brokerCheck struct {
-	cl    *kgo.Client
-	every time.Duration
+	cl      *kgo.Client
+	brokers []string
+	every   time.Duration
 
 	mu   sync.Mutex
 	last time.Time
@@ -40,7 +44,7 @@ func newBrokerCheck(brokers []string, every time.Duration) (*brokerCheck, error)
 	if err != nil {
 		return nil, err
 	}
-	return &brokerCheck{cl: cl, every: every}, nil
+	return &brokerCheck{cl: cl, brokers: brokers, every: every}, nil
 }
 
 // Check returns nil when the cluster answered the last ping, made within
@@ -60,23 +64,55 @@ func (b *brokerCheck) Check(ctx context.Context) error {
 
 func (b *brokerCheck) Close() { b.cl.Close() }
 
+// overdueAfter is how many checkpoint intervals a partition with events
+// after its checkpoint may go without a new one before /readyz says so.
+const overdueAfter = 3
+
+// readiness says why the sidecar is not ready, or "" when it is: stopping,
+// the cluster unreachable (named), joining the group or restoring
+// partitions, no partition assigned, or a partition whose events after its
+// checkpoint have waited more than overdueAfter intervals. A partition with
+// nothing after its checkpoint is idle, not late.
+func readiness(ctx context.Context, stopping func() bool, check *brokerCheck, s *snapshotter.Snapshotter, interval time.Duration) string {
+	if stopping() {
+		return "stopping"
+	}
+	if err := check.Check(ctx); err != nil {
+		return fmt.Sprintf("kafka at %s does not answer: %v", strings.Join(check.brokers, ","), err)
+	}
+	if !s.Ready() {
+		return "joining the group or restoring partitions (or an events topic was refused: see the log)"
+	}
+	st := s.Stats()
+	if len(st.Partitions) == 0 {
+		return "no partition assigned"
+	}
+	var late []string
+	for _, p := range st.Partitions {
+		if p.Checkpoint >= 0 && p.Checkpoint < p.Next && p.CheckpointAge > overdueAfter*interval {
+			late = append(late, fmt.Sprintf("%s/%d (checkpoint %s old, %d records after it)", p.Topic, p.Partition, p.CheckpointAge.Round(time.Second), p.Next-p.Checkpoint))
+		}
+	}
+	if len(late) > 0 {
+		return fmt.Sprintf("checkpoints overdue by more than %d intervals of %s: %s", overdueAfter, interval, strings.Join(late, ", "))
+	}
+	return ""
+}
+
 // newMux returns the sidecar's HTTP handler:
 //
-//   - /healthz: 200 while the broker answers (see brokerCheck), else 503;
-//   - /readyz: 200 while ready reports true, else 503;
+//   - /healthz: 200 while the process serves HTTP (a liveness probe: it asks
+//     no broker, so a broker outage does not restart every replica);
+//   - /readyz: 200 when notReady returns "", else 503 with its reason;
 //   - /metrics: the metrics of m in the Prometheus text format.
-func newMux(check *brokerCheck, ready func() bool, m *metrics, logger *slog.Logger) *http.ServeMux {
+func newMux(notReady func(context.Context) string, m *metrics, logger *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := check.Check(r.Context()); err != nil {
-			http.Error(w, fmt.Sprintf("kafka: %v", err), http.StatusServiceUnavailable)
-			return
-		}
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready: joining the group, restoring partitions, or stopping", http.StatusServiceUnavailable)
+		if why := notReady(r.Context()); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")

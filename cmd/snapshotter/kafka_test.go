@@ -254,6 +254,7 @@ func TestSidecar(t *testing.T) {
 		`snaplog_snapshotter_lag_records{partition="0",topic="` + e.events + `Order"}`,
 		`snaplog_snapshotter_checkpoint_age_seconds{partition="1",topic="` + e.events + `Order"}`,
 		"snaplog_snapshotter_checkpoint_offset{",
+		"snaplog_snapshotter_records_after_checkpoint{",
 		"snaplog_snapshotter_restore_seconds{",
 		"snaplog_snapshotter_dirty_states{",
 		"snaplog_snapshotter_unsnapshotted_aggregates{",

@@ -101,6 +101,8 @@ var (
 		"Time since the partition's last checkpoint was written; loads read at most the records written since.", partitionLabels, nil)
 	descCheckpointOffset = prometheus.NewDesc(namespace+"_checkpoint_offset",
 		"Offset of the partition's last checkpoint.", partitionLabels, nil)
+	descAfterCheckpoint = prometheus.NewDesc(namespace+"_records_after_checkpoint",
+		"Records of the partition processed since its last checkpoint (markers count): 0 on an idle partition, whose checkpoint_age_seconds then grows without meaning anything; alert on the age only where this is above 0.", partitionLabels, nil)
 	descRestore = prometheus.NewDesc(namespace+"_restore_seconds",
 		"Time the restore of the partition's snapshots and checkpoint took when it was assigned.", partitionLabels, nil)
 	descDirty = prometheus.NewDesc(namespace+"_dirty_states",
@@ -123,7 +125,7 @@ var (
 type statsCollector struct{ m *metrics }
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descCheckpointAge, descCheckpointOffset, descRestore, descDirty,
+	for _, d := range []*prometheus.Desc{descLag, descCheckpointAge, descCheckpointOffset, descAfterCheckpoint, descRestore, descDirty,
 		descUnsnapshotted, descStates, descPartitions, descReady, descEvents, descReplays} {
 		ch <- d
 	}
@@ -144,6 +146,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		if p.Checkpoint >= 0 {
 			gauge(descCheckpointAge, p.CheckpointAge.Seconds(), p.Topic, part)
 			gauge(descCheckpointOffset, float64(p.Checkpoint), p.Topic, part)
+			gauge(descAfterCheckpoint, float64(max(0, p.Next-p.Checkpoint)), p.Topic, part)
 		}
 		gauge(descRestore, p.RestoreTime.Seconds(), p.Topic, part)
 		gauge(descDirty, float64(p.Dirty), p.Topic, part)

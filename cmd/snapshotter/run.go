@@ -127,9 +127,11 @@ func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *sl
 		return exitError
 	}
 
-	ready := func() bool { return runCtx.Err() == nil && s.Ready() }
+	notReady := func(ctx context.Context) string {
+		return readiness(ctx, func() bool { return runCtx.Err() != nil }, check, s, cfg.CheckpointInterval)
+	}
 	srv := &http.Server{
-		Handler:           newMux(check, ready, m, logger),
+		Handler:           newMux(notReady, m, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -49,6 +49,8 @@ type config struct {
 	HTTPAddr           string
 	LogLevel           slog.Level
 	TransactionalID    string // "" for the snapshotter's default
+	SessionTimeout     time.Duration
+	RebalanceTimeout   time.Duration
 	// Type is the aggregate type inspect and rebuild work on; ID the
 	// aggregate inspect shows.
 	Type string
@@ -129,6 +131,18 @@ var settings = []setting{
 			}
 			c.CheckpointInterval = d
 			return nil
+		}},
+	{flag: "session-timeout", env: "SNAPLOG_SESSION_TIMEOUT", def: "45s", arg: "duration", cmds: snapshotCmds,
+		usage: "how long the group waits for a silent member (a crash, a pause) before its partitions move to another replica; lower fails over faster and moves partitions on shorter pauses (the broker allows 6s to 30m by default)",
+		set: func(c *config, v string) (err error) {
+			c.SessionTimeout, err = timeout(v, time.Second, 30*time.Minute)
+			return err
+		}},
+	{flag: "rebalance-timeout", env: "SNAPLOG_REBALANCE_TIMEOUT", def: "60s", arg: "duration", cmds: snapshotCmds,
+		usage: "how long a rebalance waits for members to hand their partitions over (each finishes its transaction first)",
+		set: func(c *config, v string) (err error) {
+			c.RebalanceTimeout, err = timeout(v, time.Second, 30*time.Minute)
+			return err
 		}},
 	{flag: "max-states", env: "SNAPLOG_MAX_STATES", def: strconv.Itoa(snapshotter.DefaultMaxStates), arg: "n", cmds: snapshotCmds,
 		usage: "aggregate states held in memory at most",
@@ -355,7 +369,29 @@ func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshot
 	if c.Replication != 0 {
 		opts = append(opts, snapshotter.WithReplicationFactor(c.Replication))
 	}
+	if c.SessionTimeout > 0 || c.RebalanceTimeout > 0 {
+		var group []kgo.Opt
+		if c.SessionTimeout > 0 {
+			group = append(group, kgo.SessionTimeout(c.SessionTimeout))
+		}
+		if c.RebalanceTimeout > 0 {
+			group = append(group, kgo.RebalanceTimeout(c.RebalanceTimeout))
+		}
+		opts = append(opts, snapshotter.KafkaClient(group...))
+	}
 	return opts
+}
+
+// timeout parses a duration from lo to hi.
+func timeout(v string, lo, hi time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("not a duration (such as 10s or 1m)")
+	}
+	if d < lo || d > hi {
+		return 0, fmt.Errorf("must be from %s to %s", lo, hi)
+	}
+	return d, nil
 }
 
 // printUsage writes the usage of cmd: the synopsis of every command and

@@ -26,6 +26,8 @@ func defaults() config {
 		SnapshotsPrefix:    "snaplog.snapshots.",
 		Threshold:          100,
 		CheckpointInterval: 5 * time.Second,
+		SessionTimeout:     45 * time.Second,
+		RebalanceTimeout:   time.Minute,
 		MaxStates:          100_000,
 		HTTPAddr:           ":8080",
 		LogLevel:           slog.LevelInfo,

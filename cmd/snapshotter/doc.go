@@ -33,6 +33,8 @@
 //	-snapshots-prefix     SNAPLOG_SNAPSHOTS_PREFIX     snaplog.snapshots.
 //	-threshold            SNAPLOG_THRESHOLD            100
 //	-checkpoint-interval  SNAPLOG_CHECKPOINT_INTERVAL  5s
+//	-session-timeout      SNAPLOG_SESSION_TIMEOUT      45s (a crashed replica's partitions move after this; lower fails over faster but moves partitions on shorter pauses)
+//	-rebalance-timeout    SNAPLOG_REBALANCE_TIMEOUT    60s
 //	-max-states           SNAPLOG_MAX_STATES           100000
 //	-replication          SNAPLOG_REPLICATION          min(3, brokers); -1 is the broker's default
 //	-http-addr            SNAPLOG_HTTP_ADDR            :8080

@@ -241,7 +241,7 @@ func TestSidecar(t *testing.T) {
 	for range 3 {
 		e.writeOrder(t, item{"Widget", 1, 9.99})
 	}
-	s := startSidecar(t, e.environ())
+	s := startSidecar(t, e.environ("SNAPLOG_SESSION_TIMEOUT", "10s", "SNAPLOG_REBALANCE_TIMEOUT", "20s"))
 	base := s.url(t)
 	waitFor(t, "/readyz 200", 60*time.Second, func() bool {
 		code, _ := get(t, base+"/readyz")

@@ -276,8 +276,8 @@ func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, snapshots.ErrTopicLayout) {
-			return fmt.Errorf("snapshotter: %w", err)
+		if errors.Is(err, snapshots.ErrTopicLayout) || errors.Is(err, log.ErrTopicConfig) {
+			return fmt.Errorf("snapshotter: %w", err) // misconfigured: waiting cures nothing
 		}
 		s.cfg.logger.Warn("waiting for topics", slog.String("aggregate_type", name), slog.Any("error", err))
 		select {

@@ -602,3 +602,26 @@ func TestDeletedSnapshotIsWrittenAgain(t *testing.T) {
 	})
 	checkLoads(t, e, []uuid.UUID{gone, other})
 }
+
+// TestRefusesEventsTopicThatCanLoseEvents: an events topic the event log
+// refuses (compacted: old events would go) makes Run return at once with
+// log.ErrTopicConfig naming the topic and the setting, rather than wait for
+// ever.
+func TestRefusesEventsTopicThatCanLoseEvents(t *testing.T) {
+	run := uuid.NewString()[:8]
+	e := &env{events: "st." + run + ".events.", snaps: "st." + run + ".snapshots.", group: "snapshotter-" + run, partitions: 1}
+	kafkatest.DeleteTopicsOnCleanup(t, e.events+"Account", e.snaps+"Account")
+	if _, err := kafkatest.Admin(t).CreateTopic(ctxT(t), 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, e.events+"Account"); err != nil {
+		t.Fatal(err)
+	}
+	s := e.snapshotter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Run(ctx)
+	if !errors.Is(err, log.ErrTopicConfig) || !strings.Contains(err.Error(), e.events+"Account") || !strings.Contains(err.Error(), "cleanup.policy") {
+		t.Fatalf("Run on a compacted events topic: %v, want log.ErrTopicConfig naming the topic and cleanup.policy", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run waited until its context ended")
+	}
+}

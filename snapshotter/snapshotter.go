@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -264,28 +267,63 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 // snapshot topic.
 func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
 	for {
+		// Each attempt is bounded, so that a cluster that does not answer
+		// (an address that is not a Kafka listener, a firewall) is
+		// reported as such within seconds.
+		attempt, cancel := context.WithTimeout(ctx, topicAttemptTimeout)
 		// I9 first: a grown events topic must not get a snapshot topic
 		// partitioned like it, nor be reported as a layout mismatch.
-		err := s.events.CheckPlacement(ctx, name)
+		err := s.events.CheckPlacement(attempt, name)
 		if errors.Is(err, log.ErrPlacement) {
+			cancel()
 			return fmt.Errorf("snapshotter: %w", err)
 		}
 		if err == nil {
-			err = s.store.EnsureTopic(ctx, name)
+			err = s.store.EnsureTopic(attempt, name)
 		}
+		cancel()
 		if err == nil {
 			return nil
 		}
 		if errors.Is(err, snapshots.ErrTopicLayout) || errors.Is(err, log.ErrTopicConfig) {
 			return fmt.Errorf("snapshotter: %w", err) // misconfigured: waiting cures nothing
 		}
-		s.cfg.logger.Warn("waiting for topics", slog.String("aggregate_type", name), slog.Any("error", err))
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, context.DeadlineExceeded):
+			s.cfg.logger.Warn("kafka does not answer; is the address a reachable Kafka listener?", slog.String("brokers", s.seeds()),
+				slog.Duration("waited", topicAttemptTimeout), slog.String("aggregate_type", name), slog.Any("error", err))
+		case isConnError(err):
+			s.cfg.logger.Warn("cannot connect to kafka", slog.String("brokers", s.seeds()), slog.String("aggregate_type", name), slog.Any("error", err))
+		default:
+			s.cfg.logger.Warn("waiting for topics", slog.String("aggregate_type", name), slog.Any("error", err))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// topicAttemptTimeout bounds one look for an aggregate type's topics.
+const topicAttemptTimeout = 10 * time.Second
+
+// seeds returns the seed brokers of the client options, for messages.
+func (s *Snapshotter) seeds() string {
+	cl, err := kgo.NewClient(s.cfg.clientOpts...) // no I/O until used
+	if err != nil {
+		return "?"
+	}
+	defer cl.Close()
+	seeds, _ := cl.OptValue(kgo.SeedBrokers).([]string)
+	return strings.Join(seeds, ",")
+}
+
+// isConnError reports whether err is a failure to connect to a broker.
+func isConnError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // assign restores the snapshot partitions of newly assigned events

@@ -759,7 +759,7 @@ const checkWindow = 8192
 // and checkLinger how long a topicChecker goes on tailing a partition after
 // the last append to it.
 const (
-	checkPoll   = 10 * time.Millisecond
+	checkPoll   = 5 * time.Millisecond
 	checkLinger = time.Second
 )
 
@@ -957,7 +957,8 @@ func (tc *topicChecker) run(k *Kafka) {
 // step attaches new checks to their windows, fetches once for every
 // partition with checks waiting, and answers the checks whose range is now
 // read. It returns the checks still waiting, and whether a fetch failed in
-// a way that retrying cures.
+// a way that retrying cures. It is called with tc.wmu held, and releases it
+// while a fetch waits at the broker.
 func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	done := func(c *check, err error) { c.done <- err }
 	for _, w := range tc.windows {
@@ -1009,22 +1010,35 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		byLeader[l] = append(byLeader[l], p)
 	}
 	retry := false
+	type read struct {
+		p  int32
+		cl claim
+	}
 	for leader, ps := range byLeader {
+		// The windows are not held while the fetch waits at the broker: an
+		// Append whose records an earlier fetch already brought is answered
+		// from its window at once (topicChecker.wait), instead of waiting
+		// for this fetch to time out.
 		ctx, cancel := context.WithTimeout(k.ctx, checkPoll+30*time.Second)
+		var got []read
+		tc.wmu.Unlock()
 		err := k.poll.Fetch(ctx, tc.t, leader, ps, ranges, checkPoll, func(p int32, r *kgo.Record) error {
-			k.checkRead.Add(1)
-			cl := claimOf(r)
-			if tc.windows[p].add(cl, k.cfg.indexLimit) {
-				k.indexDropped(tc.t.Name, p)
+			got = append(got, read{p, claimOf(r)})
+			return nil
+		})
+		tc.wmu.Lock()
+		cancel()
+		k.checkRead.Add(uint64(len(got)))
+		for _, g := range got {
+			if tc.windows[g.p].add(g.cl, k.cfg.indexLimit) {
+				k.indexDropped(tc.t.Name, g.p)
 			}
-			for _, c := range byPart[p] {
-				if err := c.apply(cl); err != nil {
+			for _, c := range byPart[g.p] {
+				if err := c.apply(g.cl); err != nil {
 					c.err = err
 				}
 			}
-			return nil
-		})
-		cancel()
+		}
 		if err != nil {
 			if !kread.Retriable(err) && k.ctx.Err() == nil {
 				for _, p := range ps {

@@ -454,9 +454,9 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 		"retention.ms":    kadm.StringPtr("-1"),
 		"retention.bytes": kadm.StringPtr("-1"),
 	}
-	request, factor, err := k.replicationFactor(ctx, name, cfg)
+	request, factor, err := kread.ReplicationFactor(ctx, k.adm, k.cfg.replication, name, k.cfg.partitions, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("log: %w", err)
 	}
 	if factor >= 3 {
 		cfg[SettingMinInSyncReplicas] = kadm.StringPtr("2")
@@ -491,35 +491,10 @@ func (k *Kafka) createTopic(ctx context.Context, name string) error {
 	return fmt.Errorf("log: topic %s created but has no leaders", name)
 }
 
-// replicationFactor returns the replication factor to create topic name
-// with (request: -1 for the broker's default) and the factor the topic
-// will have (factor: -1 when the broker does not say).
-func (k *Kafka) replicationFactor(ctx context.Context, name string, cfg map[string]*string) (request, factor int16, err error) {
-	switch n := k.cfg.replication; {
-	case n > 0:
-		return n, n, nil
-	case n == 0: // not set: min(3, brokers)
-		m, err := k.adm.BrokerMetadata(ctx)
-		if err != nil {
-			return 0, 0, fmt.Errorf("log: create topic %s: list the cluster's brokers: %w", name, err)
-		}
-		f := DefaultReplicationFactor(len(m.Brokers))
-		return f, f, nil
-	default: // -1: the broker's default, which a validate-only creation reports
-		rs, err := k.adm.ValidateCreateTopics(ctx, k.cfg.partitions, -1, cfg, name)
-		if r, ok := rs[name]; err == nil && ok && r.Err == nil && r.ReplicationFactor > 0 {
-			return -1, r.ReplicationFactor, nil
-		}
-		return -1, -1, nil
-	}
-}
-
 // DefaultReplicationFactor is the replication factor of the topics the log
 // and the snapshot store create when none is set, on a cluster of brokers
 // brokers: min(3, brokers), and at least 1.
-func DefaultReplicationFactor(brokers int) int16 {
-	return int16(min(3, max(1, brokers)))
-}
+func DefaultReplicationFactor(brokers int) int16 { return kread.DefaultReplicationFactor(brokers) }
 
 // checkConfig refuses a topic that could delete events (I1) or lose
 // acknowledged ones.

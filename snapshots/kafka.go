@@ -439,9 +439,9 @@ func (k *Kafka) createTopic(ctx context.Context, name string, partitions int32) 
 	for key, v := range k.cfg.topicConfig {
 		cfg[key] = kadm.StringPtr(v)
 	}
-	request, factor, err := k.replicationFactor(ctx, name, partitions, cfg)
+	request, factor, err := kread.ReplicationFactor(ctx, k.adm, k.cfg.replication, name, partitions, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("snapshots: %w", err)
 	}
 	if _, set := k.cfg.topicConfig[log.SettingMinInSyncReplicas]; factor >= 3 && !set {
 		cfg[log.SettingMinInSyncReplicas] = kadm.StringPtr("2")
@@ -474,29 +474,6 @@ func (k *Kafka) createTopic(ctx context.Context, name string, partitions int32) 
 		}
 	}
 	return fmt.Errorf("snapshots: topic %s created but has no leaders", name)
-}
-
-// replicationFactor returns the replication factor to create topic name
-// with (request: -1 for the broker's default) and the factor the topic
-// will have (factor: -1 when the broker does not say).
-func (k *Kafka) replicationFactor(ctx context.Context, name string, partitions int32, cfg map[string]*string) (request, factor int16, err error) {
-	switch n := k.cfg.replication; {
-	case n > 0:
-		return n, n, nil
-	case n == 0: // not set: min(3, brokers)
-		m, err := k.adm.BrokerMetadata(ctx)
-		if err != nil {
-			return 0, 0, fmt.Errorf("snapshots: create topic %s: list the cluster's brokers: %w", name, err)
-		}
-		f := log.DefaultReplicationFactor(len(m.Brokers))
-		return f, f, nil
-	default: // -1: the broker's default, which a validate-only creation reports
-		rs, err := k.adm.ValidateCreateTopics(ctx, partitions, -1, cfg, name)
-		if r, ok := rs[name]; err == nil && ok && r.Err == nil && r.ReplicationFactor > 0 {
-			return -1, r.ReplicationFactor, nil
-		}
-		return -1, -1, nil
-	}
 }
 
 // checkReplication reports, as an error wrapping ErrTopicLayout, every

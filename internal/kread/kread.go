@@ -344,3 +344,33 @@ func TopicSettings(ctx context.Context, adm *kadm.Client, name string) (lookup f
 	}
 	return lookup, replicationFactor, nil
 }
+
+// ReplicationFactor is the rule by which the log and the snapshot store
+// choose the replication factor of a topic they create, given the one
+// configured (0: not set; -1: the broker's default): it returns the factor
+// to ask for (request, -1 for the broker's default) and the factor the
+// topic will have (factor, -1 when the broker does not say). Not set means
+// min(3, brokers); the broker's default is learned with a validate-only
+// creation of name with partitions and cfg.
+func ReplicationFactor(ctx context.Context, adm *kadm.Client, configured int16, name string, partitions int32, cfg map[string]*string) (request, factor int16, err error) {
+	switch {
+	case configured > 0:
+		return configured, configured, nil
+	case configured == 0:
+		m, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("create topic %s: list the cluster's brokers: %w", name, err)
+		}
+		f := DefaultReplicationFactor(len(m.Brokers))
+		return f, f, nil
+	default:
+		rs, err := adm.ValidateCreateTopics(ctx, partitions, -1, cfg, name)
+		if r, ok := rs[name]; err == nil && ok && r.Err == nil && r.ReplicationFactor > 0 {
+			return -1, r.ReplicationFactor, nil
+		}
+		return -1, -1, nil
+	}
+}
+
+// DefaultReplicationFactor is min(3, brokers), and at least 1.
+func DefaultReplicationFactor(brokers int) int16 { return int16(min(3, max(1, brokers))) }

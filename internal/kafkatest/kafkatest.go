@@ -58,14 +58,33 @@ const (
 const howToStart = "start one with `bash scripts/kafka.sh start`, then run " +
 	"`" + EnvBrokers + "=127.0.0.1:9092 go test ./...` (or `make test`, which does both)"
 
-// action is where Brokers gets its brokers from, or what it does without.
+// need is what a test asks of the broker.
+type need int
+
+const (
+	anyBroker  need = iota + 1 // Kafka's protocol: a real broker or the in-process fake
+	realBroker                 // Apache Kafka itself, for what the fake does not do faithfully
+)
+
+func (n need) String() string {
+	switch n {
+	case anyBroker:
+		return "any broker"
+	case realBroker:
+		return "real broker"
+	}
+	return "need(" + strconv.Itoa(int(n)) + ")"
+}
+
+// action is where the brokers come from, or what happens without.
 type action int
 
 const (
 	useEnv    action = iota + 1 // the brokers listed in EnvBrokers
 	useDocker                   // a broker in a container started for this test binary
-	skipTest                    // no broker, outside CI
-	failTest                    // no broker, in CI
+	useFake                     // the in-process kfake cluster of this test binary
+	skipTest                    // no real broker, outside CI, for a test that needs one
+	failTest                    // no real broker, in CI
 )
 
 func (a action) String() string {
@@ -74,6 +93,8 @@ func (a action) String() string {
 		return "use " + EnvBrokers
 	case useDocker:
 		return "use Docker"
+	case useFake:
+		return "use kfake"
 	case skipTest:
 		return "skip"
 	case failTest:
@@ -82,10 +103,12 @@ func (a action) String() string {
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
 
-// decide chooses where the brokers come from, given the environment
-// variables EnvBrokers and CI. dockerOK is asked only when EnvBrokers is
-// blank.
-func decide(env map[string]string, dockerOK func() bool) action {
+// decide chooses where the brokers of a test that needs n come from, given
+// the environment variables EnvBrokers and CI. dockerOK is asked only when
+// EnvBrokers is blank. A real broker, when there is one, is chosen for
+// every need, so that all tests of a binary share it; the fake is never
+// chosen in CI.
+func decide(env map[string]string, n need, dockerOK func() bool) action {
 	switch {
 	case strings.TrimSpace(env[EnvBrokers]) != "":
 		return useEnv
@@ -93,6 +116,8 @@ func decide(env map[string]string, dockerOK func() bool) action {
 		return useDocker
 	case inCI(env[envCI]):
 		return failTest
+	case n == anyBroker:
+		return useFake
 	default:
 		return skipTest
 	}
@@ -111,66 +136,85 @@ func inCI(v string) bool {
 	return err != nil || b
 }
 
-// resolution is the outcome of finding the brokers, shared by all tests of
-// the binary.
-type resolution struct {
-	action  action
-	brokers []string
-	err     error // why the brokers of useEnv or useDocker cannot be used
-}
-
+// Each source of brokers is looked up at most once per test binary, when
+// the first test that gets its brokers from it asks, and then shared by
+// all tests of the binary.
 var (
-	resolveOnce sync.Once
-	resolved    resolution
-)
-
-// Brokers returns the seed brokers of a running Kafka cluster that answers,
-// looked up once per test binary as the package documentation describes.
-// Without a broker it skips the test, or fails it when CI is true.
-func Brokers(t testing.TB) []string {
-	t.Helper()
-	resolveOnce.Do(func() {
-		resolved = resolve(map[string]string{
+	environment = sync.OnceValue(func() map[string]string {
+		return map[string]string{
 			EnvBrokers: os.Getenv(EnvBrokers),
 			envCI:      os.Getenv(envCI),
-		})
-	})
-	r := resolved
-	switch r.action {
-	case useEnv, useDocker:
-		if r.err != nil {
-			t.Fatal(r.err)
 		}
-		return slices.Clone(r.brokers)
-	case skipTest:
-		t.Skip("kafkatest: no Kafka broker (" + EnvBrokers + " is not set and no Docker engine answered); " + howToStart)
-	case failTest:
-		t.Fatal("kafkatest: CI is true but no Kafka broker is available (" + EnvBrokers +
-			" is not set and no Docker engine answered); integration tests must not skip in CI: " + howToStart)
-	default:
-		// Only an explicit skipTest skips; anything else, such as a lookup
-		// that panicked in an earlier test, fails.
-		t.Fatalf("kafkatest: looking up the brokers failed earlier in this test binary (%v)", r.action)
-	}
-	return nil
+	})
+	dockerOK     = sync.OnceValue(dockerAvailable)
+	envBrokers   = sync.OnceValues(func() ([]string, error) { return pingEnv(environment()[EnvBrokers]) })
+	dockerBroker = sync.OnceValues(startContainer)
+	fakeBroker   = sync.OnceValues(startFake)
+)
+
+// Brokers returns the seed brokers of a Kafka cluster that answers, as the
+// package documentation describes: the one named by EnvBrokers, else one
+// in Docker, else, outside CI, the in-process kfake cluster. In CI without
+// a real broker it fails the test.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	return brokers(t, anyBroker)
 }
 
-func resolve(env map[string]string) resolution {
-	r := resolution{action: decide(env, dockerAvailable)}
-	switch r.action {
+// RealBrokers is Brokers for a test that needs Apache Kafka itself rather
+// than Kafka's protocol, because it depends on behaviour that kfake does
+// not have or does not reproduce faithfully. It never returns the kfake
+// cluster: without a real broker it skips the test, or fails it in CI.
+//
+// A test calls RealBrokers before anything else of this package: Brokers,
+// Client and Admin then use the same broker, since a real broker, when
+// there is one, is always chosen over kfake.
+func RealBrokers(t testing.TB) []string {
+	t.Helper()
+	return brokers(t, realBroker)
+}
+
+func brokers(t testing.TB, n need) []string {
+	t.Helper()
+	var (
+		bs  []string
+		err error
+	)
+	switch a := decide(environment(), n, dockerOK); a {
 	case useEnv:
-		r.brokers, r.err = parseBrokers(env[EnvBrokers])
-		if r.err == nil {
-			if err := ping(r.brokers, pingTimeout); err != nil {
-				r.err = fmt.Errorf("kafkatest: no broker answers at %s=%s within %s (%w): "+
-					"start one with `bash scripts/kafka.sh start` or point %s at a running broker",
-					EnvBrokers, env[EnvBrokers], pingTimeout, err, EnvBrokers)
-			}
-		}
+		bs, err = envBrokers()
 	case useDocker:
-		r.brokers, r.err = startContainer()
+		bs, err = dockerBroker()
+	case useFake:
+		bs, err = fakeBroker()
+	case skipTest:
+		t.Skip("kafkatest: this test needs a real Kafka broker, not the in-process kfake (" + EnvBrokers +
+			" is not set and no Docker engine answered); " + howToStart)
+	case failTest:
+		t.Fatal("kafkatest: CI is true but no Kafka broker is available (" + EnvBrokers +
+			" is not set and no Docker engine answered); integration tests must not skip " +
+			"or use the in-process kfake in CI: " + howToStart)
+	default:
+		t.Fatalf("kafkatest: no broker for %v (%v)", n, a)
 	}
-	return r
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Clone(bs)
+}
+
+// pingEnv parses the value of EnvBrokers and checks that a broker answers.
+func pingEnv(v string) ([]string, error) {
+	bs, err := parseBrokers(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := ping(bs, pingTimeout); err != nil {
+		return nil, fmt.Errorf("kafkatest: no broker answers at %s=%s within %s (%w): "+
+			"start one with `bash scripts/kafka.sh start` or point %s at a running broker",
+			EnvBrokers, v, pingTimeout, err, EnvBrokers)
+	}
+	return bs, nil
 }
 
 // parseBrokers splits a comma-separated list of host:port pairs.

@@ -11,49 +11,61 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// TestDecide is the decision table of Brokers.
+// TestDecide is the decision table of Brokers (need anyBroker) and
+// RealBrokers (need realBroker).
 func TestDecide(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		brokers  string // SNAPLOG_KAFKA_BROKERS
 		ci       string // CI
 		dockerOK bool
-		want     action
-		probed   bool // whether Docker is asked
+		any      action // Brokers
+		real     action // RealBrokers
+		probed   bool   // whether Docker is asked
 	}{
-		{"brokers set", "127.0.0.1:9092", "", false, useEnv, false},
-		{"brokers set, in CI", "127.0.0.1:9092", "true", false, useEnv, false},
-		{"brokers set, Docker too", "127.0.0.1:9092", "", true, useEnv, false},
-		{"brokers set, invalid", "nonsense", "true", true, useEnv, false},
-		{"brokers blank, Docker", "  ", "", true, useDocker, true},
-		{"Docker", "", "", true, useDocker, true},
-		{"Docker, in CI", "", "true", true, useDocker, true},
-		{"nothing", "", "", false, skipTest, true},
-		{"nothing, CI blank", "", " ", false, skipTest, true},
-		{"nothing, CI=false", "", "false", false, skipTest, true},
-		{"nothing, CI=0", "", "0", false, skipTest, true},
-		{"nothing, in CI", "", "true", false, failTest, true},
-		{"nothing, CI=1", "", "1", false, failTest, true},
-		{"nothing, CI=TRUE", "", "TRUE", false, failTest, true},
-		{"nothing, CI=yes", "", "yes", false, failTest, true},
+		{"brokers set", "127.0.0.1:9092", "", false, useEnv, useEnv, false},
+		{"brokers set, in CI", "127.0.0.1:9092", "true", false, useEnv, useEnv, false},
+		{"brokers set, Docker too", "127.0.0.1:9092", "", true, useEnv, useEnv, false},
+		{"brokers set, invalid", "nonsense", "true", true, useEnv, useEnv, false},
+		{"brokers blank, Docker", "  ", "", true, useDocker, useDocker, true},
+		{"Docker", "", "", true, useDocker, useDocker, true},
+		{"Docker, in CI", "", "true", true, useDocker, useDocker, true},
+		{"nothing", "", "", false, useFake, skipTest, true},
+		{"nothing, CI blank", "", " ", false, useFake, skipTest, true},
+		{"nothing, CI=false", "", "false", false, useFake, skipTest, true},
+		{"nothing, CI=0", "", "0", false, useFake, skipTest, true},
+		{"nothing, in CI", "", "true", false, failTest, failTest, true},
+		{"nothing, CI=1", "", "1", false, failTest, failTest, true},
+		{"nothing, CI=TRUE", "", "TRUE", false, failTest, failTest, true},
+		{"nothing, CI=yes", "", "yes", false, failTest, failTest, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{EnvBrokers: tc.brokers, envCI: tc.ci}
-			probed := false
-			got := decide(env, func() bool { probed = true; return tc.dockerOK })
-			if got != tc.want {
-				t.Errorf("decide(%q, docker %t) = %v, want %v", env, tc.dockerOK, got, tc.want)
-			}
-			if probed != tc.probed {
-				t.Errorf("Docker probed: %t, want %t", probed, tc.probed)
+			for _, c := range []struct {
+				n    need
+				want action
+			}{{anyBroker, tc.any}, {realBroker, tc.real}} {
+				probed := false
+				got := decide(env, c.n, func() bool { probed = true; return tc.dockerOK })
+				if got != c.want {
+					t.Errorf("decide(%q, %v, docker %t) = %v, want %v", env, c.n, tc.dockerOK, got, c.want)
+				}
+				if probed != tc.probed {
+					t.Errorf("%v: Docker probed: %t, want %t", c.n, probed, tc.probed)
+				}
 			}
 		})
 	}
 }
 
 func TestDecideMissingVariables(t *testing.T) {
-	if got := decide(nil, func() bool { return false }); got != skipTest {
-		t.Errorf("decide(nil) = %v, want %v", got, skipTest)
+	for _, c := range []struct {
+		n    need
+		want action
+	}{{anyBroker, useFake}, {realBroker, skipTest}} {
+		if got := decide(nil, c.n, func() bool { return false }); got != c.want {
+			t.Errorf("decide(nil, %v) = %v, want %v", c.n, got, c.want)
+		}
 	}
 }
 
@@ -150,8 +162,8 @@ func TestNewClusterID(t *testing.T) {
 	}
 }
 
-// TestBroker uses the broker Brokers finds: it runs against the
-// environment's broker or Docker, and skips (or fails in CI) without one.
+// TestBroker uses the broker Brokers finds: the environment's broker,
+// Docker's or, outside CI, the in-process kfake cluster.
 func TestBroker(t *testing.T) {
 	topic := Topic(t, "kafkatest")
 	DeleteTopicsOnCleanup(t, topic)
@@ -202,5 +214,47 @@ func TestDeleteTopicsOnCleanup(t *testing.T) {
 			t.Fatalf("topic %s still exists after the subtest ended", topic)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTransactions checks that the broker Brokers finds, kfake included,
+// has transactions: a read_committed consumer sees the committed record and
+// not the aborted one.
+func TestTransactions(t *testing.T) {
+	topic := Topic(t, "kafkatest-txn")
+	DeleteTopicsOnCleanup(t, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := Admin(t).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	txn := Client(t, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(topic))
+	for _, commit := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		if err := txn.ProduceSync(ctx, kgo.StringRecord(fmt.Sprint(commit))).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		if err := txn.EndTransaction(ctx, commit); err != nil {
+			t.Fatalf("end transaction (%v): %v", commit, err)
+		}
+	}
+	cl := Client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	fs := cl.PollRecords(ctx, 10)
+	if err := fs.Err0(); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != fmt.Sprint(kgo.TryCommit) {
+		t.Fatalf("fetched %v, want only the committed record", recs)
+	}
+}
+
+// TestRealBrokersAreShared checks that a test that needs a real broker
+// gets the same one from Brokers, so that Client and Admin use it too.
+func TestRealBrokersAreShared(t *testing.T) {
+	rb := RealBrokers(t)
+	if got := Brokers(t); !slices.Equal(got, rb) {
+		t.Fatalf("Brokers = %q after RealBrokers = %q, want the same", got, rb)
 	}
 }

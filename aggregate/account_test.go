@@ -67,13 +67,45 @@ func applyAccount(s Account, e aggregate.Envelope) (Account, error) {
 	return s, nil
 }
 
+const accountSchema = `{"type":"record","name":"Account","namespace":"snaplog.test","fields":[
+	{"name":"owner","type":"string"},{"name":"balance","type":"long"},{"name":"ops","type":"long"}]}`
+
 func accountType(t testing.TB, schemaVersion int) aggregate.Type[Account] {
 	return aggregate.Type[Account]{
 		Name:          "Account",
 		SchemaVersion: schemaVersion,
 		Events:        accountRegistry(t),
 		Apply:         applyAccount,
+		StateSchema:   accountSchema,
 	}
+}
+
+var accountStateSchema = func() *snapshots.StateSchema {
+	s, err := snapshots.ParseStateSchema(accountSchema)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// accountState is a's snapshot state.
+func accountState(t testing.TB, a Account) []byte {
+	t.Helper()
+	b, err := accountStateSchema.Encode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// stateIn decodes a snapshot's state.
+func stateIn(t testing.TB, s snapshots.Snapshot) Account {
+	t.Helper()
+	var a Account
+	if err := accountStateSchema.Decode(s.State, &a); err != nil {
+		t.Fatalf("state of %s: %v", s, err)
+	}
+	return a
 }
 
 func newRepo(t testing.TB, l aggregate.EventLog, opts ...aggregate.Option) *aggregate.Repository[Account] {

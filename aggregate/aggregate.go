@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/log"
-	"github.com/snaplog/snaplog/snapshots"
 )
 
 // Metadata travels with an event without being part of its payload:
@@ -54,27 +53,19 @@ type Type[S any] struct {
 	// An error means the event cannot be applied: for a new event the
 	// aggregate is unchanged, for a stored one the load fails. Required.
 	Apply func(state S, e Envelope) (S, error)
-	// State turns states into snapshot records and back. Nil means
-	// snapshots.Marshal and snapshots.Unmarshal with `avro` struct tags.
-	State StateCodec[S]
-}
-
-// StateCodec turns an aggregate state into a snapshot record (see
-// snapshots.Snapshot.State) and back. FromRecord must not keep references
-// into the record.
-type StateCodec[S any] interface {
-	ToRecord(S) (map[string]any, error)
-	FromRecord(map[string]any) (S, error)
-}
-
-type structState[S any] struct{}
-
-func (structState[S]) ToRecord(s S) (map[string]any, error) { return snapshots.Marshal(s) }
-
-func (structState[S]) FromRecord(r map[string]any) (S, error) {
-	var s S
-	err := snapshots.Unmarshal(r, &s)
-	return s, err
+	// StateSchema is the Avro schema of S in snapshots: the JSON text of a
+	// record schema (such as schemas.OrderState()) whose fields S's
+	// `avro:"name"` struct tags name, encoded and decoded by hamba/avro (see
+	// snapshots.StateSchema). It is the one registration of the type's
+	// snapshots: the repository, the Kafka snapshot store it is given and
+	// the snapshotter all take it from here. Required when snapshots are
+	// used.
+	StateSchema string
+	// OlderStateSchemas are state schemas the type's snapshots may have been
+	// written with before StateSchema. A snapshot store that reads encoded
+	// snapshots resolves them to StateSchema by the Avro specification's
+	// rules; snapshots of any other schema are not used.
+	OlderStateSchemas []string
 }
 
 func (t *Type[S]) validate() error {

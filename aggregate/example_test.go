@@ -28,6 +28,10 @@ func Example() {
 	wallets := aggregate.Type[Wallet]{
 		Name:   "Wallet",
 		Events: reg,
+		// The Avro schema of Wallet in snapshots; its fields are Wallet's
+		// avro tags.
+		StateSchema: `{"type":"record","name":"Wallet","namespace":"example",
+			"fields":[{"name":"balance","type":"long"}]}`,
 		Apply: func(w Wallet, e aggregate.Envelope) (Wallet, error) {
 			switch ev := e.Event.(type) {
 			case Credited:

@@ -15,7 +15,6 @@ import (
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/kafkatest"
 	"github.com/snaplog/snaplog/log"
-	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
@@ -134,11 +133,8 @@ func BenchmarkKafkaLoad(b *testing.B) {
 			if err := ks.log.EnsureTopic(context.Background(), order.TypeName); err != nil {
 				b.Fatal(err)
 			}
-			codec := snapshots.NewAvroCodec()
-			if err := codec.Register(order.TypeName, schemas.OrderState()); err != nil {
-				b.Fatal(err)
-			}
-			store, err := snapshots.NewKafka(codec, snapshots.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(b)...)),
+			// The repository registers the Order's state schema with the store.
+			store, err := snapshots.NewKafka(nil, snapshots.KafkaClient(kgo.SeedBrokers(kafkatest.Brokers(b)...)),
 				snapshots.WithTopicPrefix(ks.snaps), snapshots.WithEventsTopicPrefix(ks.events), snapshots.WithReplicationFactor(1))
 			if err != nil {
 				b.Fatal(err)

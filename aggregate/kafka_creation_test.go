@@ -63,7 +63,7 @@ func TestKafkaCreationsBoundedByTheCheckpoint(t *testing.T) {
 	}
 	first := tail.Events[0]
 	if err := sidecar.Put(ctxT(t), snapshots.Snapshot{AggregateID: old[0], AggregateType: "Account", Version: 1, SchemaVersion: 1,
-		Position: first.Position, Save: first.Save, State: map[string]any{"owner": "filler", "balance": int64(0), "ops": int64(1)}}); err != nil {
+		Position: first.Position, Save: first.Save, State: accountState(t, Account{Owner: "filler", Balance: 0, Ops: 1})}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: 0, Offset: endOffset(t, ks)}); err != nil {
@@ -139,7 +139,7 @@ func TestKafkaIndexLimit(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	limited := freshLog(t, ks, log.WithIndexLimit(1000), log.WithKafkaLogger(logger))
+	limited := freshLog(t, ks, log.WithIndexLimit(1000), log.WithLogger(logger))
 	each(limited, uuid.New(), nil)
 	for _, c := range []struct {
 		id   uuid.UUID
@@ -179,6 +179,6 @@ func freshLog(t *testing.T, ks *kafkaSetup, opts ...log.KafkaOption) *log.Kafka 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Close)
+	t.Cleanup(func() { l.Close() })
 	return l
 }

@@ -132,7 +132,7 @@ func processLog(tb testing.TB, ks *kafkaSetup) *log.Kafka {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(l.Close)
+	tb.Cleanup(func() { l.Close() })
 	return l
 }
 
@@ -206,7 +206,7 @@ func newFreshBench(b *testing.B, n int) *freshBench {
 	events := time.Since(start)
 
 	codec := ks.codec(b)
-	state := map[string]any{"owner": "filler", "balance": int64(0), "ops": int64(1)}
+	state := accountState(b, Account{Owner: "filler", Balance: 0, Ops: 1})
 	for i, id := range ids {
 		value, err := codec.Encode(snapshots.Snapshot{AggregateID: id, AggregateType: "Account", Version: 1, SchemaVersion: 1,
 			CreatedAt: time.Now(), Position: log.Position{Partition: 0, Offset: offsets[i]}, Save: saves[i], State: state})

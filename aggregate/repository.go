@@ -62,7 +62,7 @@ type EventLog interface {
 type Repository[S any] struct {
 	log   EventLog
 	typ   *Type[S]
-	state StateCodec[S]
+	state *snapshots.StateSchema // nil without a snapshot store
 	cfg   config
 	stats counters
 	bg    *background
@@ -83,16 +83,37 @@ func NewRepository[S any](events EventLog, typ Type[S], opts ...Option) (*Reposi
 	if err := typ.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("type: %w", err))
 	}
+	var state *snapshots.StateSchema
+	if cfg.store != nil {
+		if state, err = snapshotSchema(typ, cfg.store); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("aggregate: new repository of %q: %w", typ.Name, errors.Join(errs...))
 	}
-	r := &Repository[S]{log: events, typ: &typ, state: typ.State, cfg: cfg}
-	if r.state == nil {
-		r.state = structState[S]{}
-	}
+	r := &Repository[S]{log: events, typ: &typ, state: state, cfg: cfg}
 	r.bg = newBackground(cfg.maxPending, cfg.concurrency, r.writeSnapshot)
 	r.bg.timeout = cfg.writeTimeout
 	return r, nil
+}
+
+// snapshotSchema compiles the type's state schema and registers it, with
+// its older schemas, with a store that encodes snapshots (snapshots.Kafka).
+func snapshotSchema[S any](typ Type[S], store snapshots.Store) (*snapshots.StateSchema, error) {
+	if typ.StateSchema == "" {
+		return nil, errors.New("type: snapshots need a StateSchema")
+	}
+	state, err := snapshots.ParseStateSchema(typ.StateSchema)
+	if err != nil {
+		return nil, fmt.Errorf("type: StateSchema: %w", err)
+	}
+	if reg, ok := store.(snapshots.SchemaRegistrar); ok {
+		if err := reg.Register(typ.Name, typ.StateSchema, typ.OlderStateSchemas...); err != nil {
+			return nil, err
+		}
+	}
+	return state, nil
 }
 
 // Type returns the aggregate type's name.
@@ -194,8 +215,8 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	if snap.SchemaVersion != r.typ.schemaVersion() {
 		return nil, MissSchemaVersion, fmt.Errorf("snapshot schema version %d, %s schema version %d", snap.SchemaVersion, r.typ.Name, r.typ.schemaVersion()), nil
 	}
-	state, err := r.state.FromRecord(snap.State)
-	if err != nil {
+	var state S
+	if err := r.state.Decode(snap.State, &state); err != nil {
 		return nil, MissRestoreError, err, nil
 	}
 	root := newRoot(r.typ, r.cfg.now, id)
@@ -574,7 +595,7 @@ func (r *Repository[S]) autoSnapshot(ctx context.Context, root *Root[S]) {
 
 // capture takes the snapshot of root's committed state now.
 func (r *Repository[S]) capture(root *Root[S]) (snapshots.Snapshot, error) {
-	rec, err := r.state.ToRecord(root.state)
+	rec, err := r.state.Encode(root.state)
 	if err != nil {
 		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s version %d: state: %w", r.typ.Name, root.id, root.committed, err)
 	}

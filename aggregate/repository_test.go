@@ -103,8 +103,8 @@ func TestSyncModeWritesInsideSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Version != 5 || snap.SchemaVersion != 1 || snap.Position != a.Position() || snap.State["balance"] != int64(2+3+4+5) {
-		t.Fatalf("snapshot %v state %v", snap, snap.State)
+	if snap.Version != 5 || snap.SchemaVersion != 1 || snap.Position != a.Position() || stateIn(t, snap).Balance != 2+3+4+5 {
+		t.Fatalf("snapshot %v state %v", snap, stateIn(t, snap))
 	}
 	if repo.PendingSnapshots() != 0 {
 		t.Fatal("sync mode left pending snapshots")
@@ -241,8 +241,8 @@ func TestBackgroundMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Version != 5 || snap.State["balance"] != int64(2+3+4+5) || snap.State["ops"] != int64(5) {
-		t.Fatalf("snapshot %v with state %v, want the state at version 5", snap, snap.State)
+	if snap.Version != 5 || stateIn(t, snap) != (Account{Owner: stateIn(t, snap).Owner, Balance: 2 + 3 + 4 + 5, Ops: 5}) {
+		t.Fatalf("snapshot %v with state %+v, want the state at version 5", snap, stateIn(t, snap))
 	}
 	if repo.PendingSnapshots() != 0 {
 		t.Fatal("pending after await")
@@ -511,11 +511,11 @@ func TestLoadFallbacks(t *testing.T) {
 	}
 	good := snapshots.Snapshot{
 		AggregateID: a.ID(), AggregateType: "Account", Version: 12, SchemaVersion: 1, CreatedAt: time.Now(),
-		Position: want.Position(), State: map[string]any{"owner": "ada", "balance": want.State().Balance, "ops": int64(12)},
+		Position: want.Position(), State: accountState(t, Account{Owner: "ada", Balance: want.State().Balance, Ops: 12}),
 	}
 	// A snapshot whose state is wrong: used, it would give a wrong load.
 	lying := good
-	lying.State = map[string]any{"owner": "mallory", "balance": int64(-1), "ops": int64(12)}
+	lying.State = accountState(t, Account{Owner: "mallory", Balance: -1, Ops: 12})
 	with := func(f func(*snapshots.Snapshot)) *snapshots.Snapshot { s := lying; f(&s); return &s }
 
 	for _, tc := range []struct {
@@ -531,7 +531,7 @@ func TestLoadFallbacks(t *testing.T) {
 		{"undecodable", 1, nil, snapshots.ErrCorrupt, aggregate.MissUndecodable},
 		{"another aggregate's snapshot", 1, with(func(s *snapshots.Snapshot) { s.AggregateID = other.ID() }), nil, aggregate.MissUndecodable},
 		{"store error", 1, nil, errBoom, aggregate.MissStoreError},
-		{"state does not restore", 1, with(func(s *snapshots.Snapshot) { s.State = map[string]any{"balance": "lots"} }), nil, aggregate.MissRestoreError},
+		{"state does not restore", 1, with(func(s *snapshots.Snapshot) { s.State = []byte{0x02} }), nil, aggregate.MissRestoreError},
 		{"position of another event", 1, with(func(s *snapshots.Snapshot) { s.Position.Offset-- }), nil, aggregate.MissPosition},
 		{"position of another aggregate", 1, with(func(s *snapshots.Snapshot) { s.Position = other.Position() }), nil, aggregate.MissPosition},
 		{"position in another partition", 1, with(func(s *snapshots.Snapshot) { s.Position.Partition = (s.Position.Partition + 1) % 3 }), nil, aggregate.MissPosition},

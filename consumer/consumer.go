@@ -118,7 +118,7 @@ func (s *Subscription) DeadLetterTopic() string { return s.cfg.dlq }
 // not committed unless their handler still succeeds, offsets of events
 // handled before are committed, and Close returns once Run has returned.
 // Close is idempotent. It must not be called from a Handler.
-func (s *Subscription) Close() {
+func (s *Subscription) Close() error {
 	s.closeOnce.Do(s.hardCancel)
 	s.mu.Lock()
 	done := s.runDone
@@ -126,6 +126,7 @@ func (s *Subscription) Close() {
 	if done != nil {
 		<-done
 	}
+	return nil
 }
 
 // Run joins the group and handles events until ctx ends, Close is called,

@@ -71,7 +71,7 @@ func newEnv(t *testing.T, partitions int32) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(l.Close)
+		t.Cleanup(func() { l.Close() })
 		return l
 	}
 	e.writer, e.rival = mk(), mk()
@@ -184,7 +184,7 @@ func (e *env) subscribe(h consumer.Handler, opts ...consumer.Option) *consumer.S
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(s.Close)
+	e.t.Cleanup(func() { s.Close() })
 	return s
 }
 

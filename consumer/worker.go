@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -43,7 +42,7 @@ type worker struct {
 
 	// Owned by the worker goroutine: the winner rule's state of every
 	// aggregate of the partition seen so far, and the next offset.
-	seqs     map[uuid.UUID]log.Sequencer
+	index    *log.Index
 	buf      []log.Event // AppendNext's buffer
 	restored bool
 	next     int64
@@ -74,7 +73,7 @@ func newWorker(s *Subscription, tp topicPartition) *worker {
 		scancel: scancel,
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
-		seqs:    make(map[uuid.UUID]log.Sequencer),
+		index:   log.NewIndex(),
 	}
 	return w
 }
@@ -174,9 +173,7 @@ func (w *worker) handle(r *kgo.Record, lso int64) bool {
 		w.markDone(r, lso)
 		return true
 	}
-	seq := w.seqs[e.AggregateID]
-	out, accepted := seq.AppendNext(w.buf[:0], e)
-	w.seqs[e.AggregateID] = seq
+	out, accepted := w.index.Next(e, w.buf)
 	w.buf = accepted
 	if out != log.Accepted {
 		w.log.Debug("record not delivered", slog.Int64("offset", r.Offset), slog.String("outcome", out.String()),
@@ -275,16 +272,14 @@ func (w *worker) restore(until int64) error {
 		if err != nil {
 			return nil // not a snaplog event: no reader counts it
 		}
-		seq := w.seqs[e.AggregateID]
-		_, w.buf = seq.AppendNext(w.buf[:0], e)
-		w.seqs[e.AggregateID] = seq
+		_, w.buf = w.index.Next(e, w.buf)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	w.log.Info("restored the partition's winner state", slog.Int64("until_offset", until), slog.Int64("records", scanned),
-		slog.Int("aggregates", len(w.seqs)), slog.Duration("took", time.Since(start)))
+		slog.Int("aggregates", w.index.Len()), slog.Duration("took", time.Since(start)))
 	return nil
 }
 

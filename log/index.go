@@ -6,38 +6,48 @@ import "github.com/google/uuid"
 // partition's index holds.
 const DefaultIndexLimit = 10_000_000
 
-// aggIndex is the winner rule's state of every aggregate of a partition at
-// one offset: what an Append's check needs to decide a creation, or any
-// save whose caller read the partition before that offset, without reading
-// the partition from its start again. It keeps the version of each
-// aggregate with events (a 16-byte id and an 8-byte version in a map slot:
-// BenchmarkIndexMemory measures the bytes per aggregate), and the whole
-// Sequencer only of the few aggregates with a save held incomplete.
-type aggIndex struct {
+// Index is the winner rule's state of every aggregate of a partition read
+// in offset order: a Sequencer per aggregate, kept compactly. It is the one
+// partition index of every reader that follows a whole partition: an
+// Append's check (what it needs to decide a creation, or any save whose
+// caller read the partition before an offset, without reading the
+// partition from its start again) and package consumer's workers. It keeps
+// the version of each aggregate with events (a 16-byte id and an 8-byte
+// version in a map slot: BenchmarkIndexMemory measures the bytes per
+// aggregate), and the whole Sequencer only of the few aggregates with a
+// save held incomplete.
+//
+// The zero Index is not usable; an Index is not safe for concurrent use.
+type Index struct {
 	versions map[uuid.UUID]int64
 	open     map[uuid.UUID]Sequencer
 }
 
-func newAggIndex() *aggIndex {
-	return &aggIndex{versions: make(map[uuid.UUID]int64), open: make(map[uuid.UUID]Sequencer)}
+// NewIndex returns an empty index: the state of a partition before its
+// first record.
+func NewIndex() *Index {
+	return &Index{versions: make(map[uuid.UUID]int64), open: make(map[uuid.UUID]Sequencer)}
 }
 
-// state returns the aggregate's sequence state, a copy the caller owns.
-func (x *aggIndex) state(id uuid.UUID) Sequencer {
+// State returns the aggregate's sequence state, a copy the caller owns.
+func (x *Index) State(id uuid.UUID) Sequencer {
 	if sq, ok := x.open[id]; ok {
 		return sq.Clone()
 	}
 	return Sequencer{Version: x.versions[id]}
 }
 
-// next applies the winner rule to the aggregate's next record, with buf as
-// AppendNext's buffer; it returns the buffer.
-func (x *aggIndex) next(id uuid.UUID, e Event, buf []Event) []Event {
+// Next applies the winner rule to the next event of its aggregate
+// (Sequencer.AppendNext), with buf as AppendNext's buffer: it returns the
+// outcome and buf[:0] with the events the record makes part of the
+// aggregate.
+func (x *Index) Next(e Event, buf []Event) (Outcome, []Event) {
+	id := e.AggregateID
 	sq, held := x.open[id]
 	if !held {
 		sq = Sequencer{Version: x.versions[id]}
 	}
-	_, buf = sq.AppendNext(buf[:0], e)
+	out, buf := sq.AppendNext(buf[:0], e)
 	switch {
 	case sq.Incomplete() > 0:
 		x.open[id] = sq
@@ -47,9 +57,9 @@ func (x *aggIndex) next(id uuid.UUID, e Event, buf []Event) []Event {
 	if sq.Version > 0 || sq.Incomplete() > 0 {
 		x.versions[id] = sq.Version
 	}
-	return buf
+	return out, buf
 }
 
-// len returns how many aggregates the index holds: every one in open is
+// Len returns how many aggregates the index holds: every one in open is
 // in versions too.
-func (x *aggIndex) len() int { return len(x.versions) }
+func (x *Index) Len() int { return len(x.versions) }

@@ -18,7 +18,7 @@ func TestAggIndexIsTheRule(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
-	x := newAggIndex()
+	x := NewIndex()
 	want := map[uuid.UUID]*Sequencer{}
 	var buf []Event
 	for off := int64(0); off < 20_000; off++ {
@@ -30,18 +30,22 @@ func TestAggIndexIsTheRule(t *testing.T) {
 		}
 		n := 1 + rng.IntN(3)
 		exp := max(0, sq.Version+int64(rng.IntN(3))-1)
-		e := Event{ID: uuid.New(), Expected: exp, SaveEvents: n, AggregateVersion: exp + 1 + int64(rng.IntN(n)),
+		e := Event{ID: uuid.New(), AggregateID: id, Expected: exp, SaveEvents: n, AggregateVersion: exp + 1 + int64(rng.IntN(n)),
 			Save: uuid.NewSHA1(id, fmt.Appendf(nil, "%d", exp)), Position: Position{Offset: off}}
-		sq.Next(e)
-		buf = x.next(id, e, buf)
-		got := x.state(id)
+		want, _ := sq.Next(e)
+		var out Outcome
+		out, buf = x.Next(e, buf)
+		if out != want {
+			t.Fatalf("offset %d: index says %s, the rule %s", off, out, want)
+		}
+		got := x.State(id)
 		if got.Version != sq.Version || got.Incomplete() != sq.Incomplete() || got.Resume(off+1) != sq.Resume(off+1) {
 			t.Fatalf("offset %d: index v%d, %d incomplete, resume %d; rule v%d, %d incomplete, resume %d",
 				off, got.Version, got.Incomplete(), got.Resume(off+1), sq.Version, sq.Incomplete(), sq.Resume(off+1))
 		}
 	}
-	if x.len() > len(ids) {
-		t.Fatalf("index holds %d aggregates of %d", x.len(), len(ids))
+	if x.Len() > len(ids) {
+		t.Fatalf("index holds %d aggregates of %d", x.Len(), len(ids))
 	}
 }
 
@@ -65,10 +69,10 @@ func BenchmarkIndexMemory(b *testing.B) {
 			var perIndex, perMap float64
 			for range b.N {
 				base := heap()
-				x := newAggIndex()
+				x := NewIndex()
 				var buf []Event
 				for i, id := range ids {
-					buf = x.next(id, Event{Expected: 0, SaveEvents: 1, AggregateVersion: 1, Position: Position{Offset: int64(i)}}, buf)
+					_, buf = x.Next(Event{AggregateID: id, Expected: 0, SaveEvents: 1, AggregateVersion: 1, Position: Position{Offset: int64(i)}}, buf)
 				}
 				perIndex = float64(heap()-base) / float64(n)
 				runtime.KeepAlive(x)

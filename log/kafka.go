@@ -272,11 +272,11 @@ func WithIndexLimit(n int) KafkaOption {
 	})
 }
 
-// WithKafkaLogger sets the log's logger. Default: nothing is logged.
-func WithKafkaLogger(l *slog.Logger) KafkaOption {
+// WithLogger sets the log's logger. Default: nothing is logged.
+func WithLogger(l *slog.Logger) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
 		if l == nil {
-			c.errs = append(c.errs, errors.New("WithKafkaLogger: nil logger"))
+			c.errs = append(c.errs, errors.New("WithLogger: nil logger"))
 		}
 		c.logger = l
 	})
@@ -353,7 +353,7 @@ func (c *kafkaConfig) producerOpts(extra ...kgo.Opt) []kgo.Opt {
 
 // Close closes the log's clients. It is idempotent. Appends still waiting
 // to learn their outcome fail.
-func (k *Kafka) Close() {
+func (k *Kafka) Close() error {
 	k.closeOnce.Do(func() {
 		k.cancel()
 		k.wg.Wait()
@@ -366,6 +366,7 @@ func (k *Kafka) Close() {
 		k.at.Client.Close()
 		k.cl.Close()
 	})
+	return nil
 }
 
 // Ping checks that the cluster answers.
@@ -705,7 +706,7 @@ type claimWindow struct {
 	// rule applied to all its records) at offset start: it answers
 	// creations without reading the partition from its start each time.
 	// It is dropped, and not built again, beyond the log's index limit.
-	index   *aggIndex
+	index   *Index
 	noIndex bool
 	buf     []Event   // AppendNext's buffer for the index
 	busy    bool      // checks attached to the window are waiting
@@ -750,7 +751,7 @@ type claim struct {
 func claimOf(r *kgo.Record) claim {
 	e, err := fromRecord(r)
 	return claim{offset: r.Offset, key: string(r.Key), id: e.AggregateID, err: err, event: Event{
-		ID: e.ID, AggregateVersion: e.AggregateVersion, Position: e.Position,
+		ID: e.ID, AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion, Position: e.Position,
 		Expected: e.Expected, Save: e.Save, SaveEvents: e.SaveEvents,
 	}}
 }
@@ -830,10 +831,10 @@ func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 		if w.index != nil {
 			for _, old := range w.claims[:cut] {
 				if old.err == nil {
-					w.buf = w.index.next(old.id, old.event, w.buf)
+					_, w.buf = w.index.Next(old.event, w.buf)
 				}
 			}
-			if w.index.len() > limit {
+			if w.index.Len() > limit {
 				w.index, w.noIndex, dropped = nil, true, true
 			}
 		}
@@ -854,7 +855,7 @@ func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 // with read_uncommitted, or computed ReadTo itself, could be wrong).
 func (w *claimWindow) fromIndex(c *check) {
 	if w.index != nil && c.from > w.start {
-		c.seq, c.from = w.index.state(c.id), w.start
+		c.seq, c.from = w.index.State(c.id), w.start
 	}
 }
 
@@ -1057,7 +1058,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		clear(w.byKey)
 		w.index = nil
 		if c.from == 0 && !w.noIndex && k.cfg.indexLimit > 0 {
-			w.index = newAggIndex() // read from the start: index as we go
+			w.index = NewIndex() // read from the start: index as we go
 		}
 		w.busy = true
 		return nil
@@ -1073,7 +1074,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 			return err
 		}
 		if w.index != nil {
-			c.seq, c.from = w.index.state(c.id), w.start
+			c.seq, c.from = w.index.State(c.id), w.start
 		}
 	}
 	if c.from < w.start {
@@ -1109,7 +1110,7 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 		w.noIndex = true
 		return nil
 	}
-	index := newAggIndex()
+	index := NewIndex()
 	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 	defer cancel()
 	_, n, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
@@ -1117,8 +1118,8 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 		if cl.err != nil {
 			return nil // not a snaplog event: no reader counts it
 		}
-		w.buf = index.next(cl.id, cl.event, w.buf)
-		if index.len() > k.cfg.indexLimit {
+		_, w.buf = index.Next(cl.event, w.buf)
+		if index.Len() > k.cfg.indexLimit {
 			return errTooManyKeys
 		}
 		return nil

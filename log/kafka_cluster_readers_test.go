@@ -43,7 +43,7 @@ func balanceType(t *testing.T, name string) aggregate.Type[balance] {
 	if err := aggregate.Register[deposited](reg, "Deposited"); err != nil {
 		t.Fatal(err)
 	}
-	return aggregate.Type[balance]{Name: name, Events: reg, Apply: func(s balance, e aggregate.Envelope) (balance, error) {
+	return aggregate.Type[balance]{Name: name, Events: reg, StateSchema: balanceSchema, Apply: func(s balance, e aggregate.Envelope) (balance, error) {
 		d, ok := e.Event.(deposited)
 		if !ok {
 			return s, fmt.Errorf("unexpected %T", e.Event)
@@ -104,7 +104,7 @@ func runReaders(t *testing.T, s *tortureSession, prefix, snapPrefix, typ string)
 	})
 	snapGroup := "ctorture-snapshotter-" + uuid.NewString()[:8]
 	supervise("snapshotter", func(ctx context.Context) error {
-		sn, err := snapshotter.New(snapGroup, []snapshotter.Type{snapshotter.Register(balanceType(t, typ), balanceSchema)},
+		sn, err := snapshotter.New(snapGroup, []snapshotter.Type{snapshotter.Register(balanceType(t, typ))},
 			snapshotter.KafkaClient(kgo.SeedBrokers(s.brokers...)), snapshotter.WithEventsTopicPrefix(prefix),
 			snapshotter.WithSnapshotsTopicPrefix(snapPrefix), snapshotter.WithThreshold(10),
 			snapshotter.WithCheckpointInterval(time.Second))

@@ -99,7 +99,7 @@ func TestKafkaClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(k.Close)
+	t.Cleanup(func() { k.Close() })
 	s := startTorture(t, brokers, k, prefix, typ, tortureShape{writers: 4, goroutines: 3, hot: 6, partitions: 3, finish: 30 * time.Second})
 	adm := kadm.NewClient(seedClient(t, brokers))
 	snapPrefix := strings.TrimSuffix(prefix, ".") + ".snapshots."

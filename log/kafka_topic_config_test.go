@@ -176,7 +176,7 @@ func TestKafkaCreatesTopicsWithDefaultReplication(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(k.Close)
+			t.Cleanup(func() { k.Close() })
 			const typ = "Replicated"
 			kafkatest.DeleteTopicsOnCleanup(t, k.Topic(typ))
 			id := uuid.New()

@@ -675,7 +675,7 @@ func seedClient(t *testing.T, brokers []string) *kgo.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
+	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 

@@ -1,121 +1,34 @@
 package snapshots
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
-	"math"
-	"math/big"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/linkedin/goavro/v2"
+	"github.com/hamba/avro/v2"
 	"github.com/snaplog/snaplog/schemas"
 )
 
-// AvroCodec encodes snapshots as Avro records and decodes them back. The
-// state of a snapshot is written as a nested Avro record, with the schema
-// registered for its aggregate type.
-//
-// # Schemas
-//
-// The envelope is schemas/snapshot.avsc, record snaplog.Snapshot. The type
-// of its field "state" is the placeholder record snaplog.State. Register
-// builds an aggregate type's full writer schema by replacing that
-// placeholder, as a JSON value, with the aggregate type's state schema,
-// unchanged; names in the state schema resolve as if it had been written
-// there, so a state schema should give its own namespace. Any Avro
-// implementation can rebuild the writer schema from the .avsc files the same
-// way (see package schemas) and read what AvroCodec writes.
-//
-// # Schema evolution
-//
-// An aggregate type has one current state schema, given to Register, which
-// Encode writes. Snapshots written with an earlier state schema carry that
-// schema's fingerprint; RegisterWriter makes the codec read them, resolving
-// each record to the current schema by the Avro specification's rules
-// (fields added with a default, fields removed, promotions such as int to
-// long, enum symbols, unions; see RegisterWriter). A snapshot whose
-// fingerprint the codec does not know fails to decode with ErrCorrupt, as
-// does one whose values cannot be resolved, so that a repository replays
-// the aggregate's events instead.
-//
-// # Encoding
-//
-// A snapshot is written in Avro single-object encoding: the marker bytes
-// 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint of the Parsing
-// Canonical Form of the full writer schema (see [Fingerprint]), then the
-// record in Avro binary encoding. Decode finds the writer schema by that
-// fingerprint. CreatedAt is stored in microseconds: Decode returns it
-// truncated to the microsecond, in UTC.
-//
-// # State values
-//
-// Encode takes Snapshot.State in the plain form Marshal makes and converts
-// each value to what the schema asks for: Go integers of any size to int or
-// long when they fit, integral floats too; numbers to float and double when
-// exact (float64 to float rounds); uuid.UUID or a 36-character string to a
-// string with logicalType uuid; time.Time to timestamp-micros,
-// timestamp-millis and date; time.Duration or an integer to time-millis and
-// time-micros. A union takes nil as null, or the value in the first member
-// it fits best. A record field missing from the map gets its default; a
-// field without default, or a key the record does not have, is an error.
-//
-// Decode gives the plain form back: int as int32, long as int64, float as
-// float32, double as float64, bytes and fixed as []byte, string and enum as
-// string, timestamps and date as time.Time in UTC, time-millis as int32
-// milliseconds, time-micros as int64 microseconds, records and maps as
-// map[string]any, arrays as []any, a union as its value (nil for null).
-// Logical types decimal and goavro's validated-string have no plain form:
-// Register refuses schemas that use them.
-//
-// # Untrusted input
-//
-// Decode never panics and reads only what its input holds: before the
-// record reaches goavro, Decode walks it against the writer schema and
-// refuses, with an error wrapping ErrCorrupt, varints longer than their
-// type allows, lengths and block counts that exceed the bytes left, invalid
-// union, enum or boolean values, nesting deeper than 1000 levels, more than
-// 65536 array or map items that take no bytes at all, and trailing bytes.
-// goavro on its own would preallocate a slice for up to 2^31 items from a
-// 5-byte block count (its MaxBlockCount); AvroCodec leaves goavro's
-// package variables alone, since they are shared by everything in the
-// process that uses goavro.
-//
-// An AvroCodec is safe for concurrent use, Register and RegisterWriter
-// included.
-type AvroCodec struct {
-	mu     sync.RWMutex
-	byType map[string]*writer
-	byFP   map[uint64]*writer
-}
-
-// writer is a compiled full writer schema. Everything but types is
-// immutable once registered.
-type writer struct {
-	text        string
-	fingerprint uint64
-	header      [headerLen]byte
-	codec       *goavro.Codec
-	root        *schema
-	state       *schema
-	types       []string     // aggregate types registered with it; guarded by AvroCodec.mu
-	sizeHint    atomic.Int64 // largest encoding so far
-
-	// older maps the aggregate types that registered this schema as an
-	// older writer schema (RegisterWriter) to the resolution to their
-	// current one. Guarded by AvroCodec.mu; replaced, never changed.
-	older map[string]*resolver
-}
+// avroAPI is the hamba/avro configuration of every snapshot and state
+// encode and decode. The limits are a second line of defence: check bounds
+// every length and count by the bytes actually present before hamba/avro
+// allocates for them.
+var avroAPI = avro.Config{
+	TagKey:            "avro",
+	MaxByteSliceSize:  maxBytes,
+	MaxSliceAllocSize: maxItems,
+}.Freeze()
 
 const (
 	headerLen = 10
@@ -128,62 +41,366 @@ const (
 	// maxZeroSizeItems bounds the array and map items of a decoded record
 	// whose encoding takes no bytes (null, records of nulls).
 	maxZeroSizeItems = 1 << 16
+	// maxBytes bounds one string or bytes value, maxItems the items of one
+	// array.
+	maxBytes = 64 << 20
+	maxItems = 1 << 24
 )
+
+// StateSchema is an aggregate type's state schema, compiled: an Avro record
+// that takes the place of the placeholder record snaplog.State in the
+// snapshot envelope (schemas/snapshot.avsc). Encode and Decode turn states
+// into the bytes of Snapshot.State and back with hamba/avro, guided by
+// `avro:"name"` struct tags; the repository, the snapshotter and the Kafka
+// store all compile an aggregate type's schema with ParseStateSchema, so
+// they agree on its bytes, its names and its fingerprint.
+//
+// A StateSchema is immutable and safe for concurrent use.
+type StateSchema struct {
+	text   string // the state schema as given
+	writer string // the composed full writer schema
+	fp     uint64
+	header [headerLen]byte
+	state  avro.Schema // the state record within the writer schema
+	min    map[avro.Schema]int
+}
+
+// ParseStateSchema compiles a state schema: the JSON text of an Avro record
+// schema, such as schemas.OrderState(). Names in it resolve as if it had
+// been written in the envelope, in the namespace snaplog, so a state schema
+// should give its own namespace.
+func ParseStateSchema(text string) (*StateSchema, error) {
+	writer, err := composeWriterSchema(schemas.Snapshot(), text)
+	if err != nil {
+		return nil, err
+	}
+	root, err := parseAvro(writer, "")
+	if err != nil {
+		return nil, fmt.Errorf("state schema: %w", err)
+	}
+	rec, ok := root.(*avro.RecordSchema)
+	if !ok {
+		return nil, errors.New("envelope schema: not a record")
+	}
+	if err := checkEnvelope(rec); err != nil {
+		return nil, err
+	}
+	s := &StateSchema{text: text, writer: writer, fp: rabin64([]byte(canonical(root)))}
+	s.state = rec.Fields()[len(rec.Fields())-1].Type()
+	if ref, ok := s.state.(*avro.RefSchema); ok {
+		s.state = ref.Schema()
+	}
+	s.header[0], s.header[1] = marker0, marker1
+	binary.LittleEndian.PutUint64(s.header[2:], s.fp)
+	s.min = minSizes(s.state)
+	return s, nil
+}
+
+// Encode returns the Avro binary encoding of v in the schema.
+func (s *StateSchema) Encode(v any) ([]byte, error) {
+	b, err := avroAPI.Marshal(s.state, v)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: encode state %s: %w", s.Name(), err)
+	}
+	return b, nil
+}
+
+// Decode reads the Avro binary encoding of a state into v, a pointer: all
+// of b, which must hold exactly one record (truncated bytes or trailing
+// ones are an error wrapping ErrCorrupt, as is a value hamba/avro cannot
+// read). Decode trusts b as far as a Store's State can be trusted: bytes
+// from outside the process reach a Snapshot only through AvroCodec, which
+// checks them against the writer schema first, so that no length or count
+// in them makes hamba/avro allocate more than their size; hamba/avro's
+// limits bound the rest.
+func (s *StateSchema) Decode(b []byte, v any) error {
+	r := readers.Get().(*avro.Reader)
+	defer readers.Put(r)
+	r.Reset(b)
+	r.Error = nil
+	r.ReadVal(s.state, v)
+	err := r.Error
+	if err == nil {
+		if r.Peek(); r.Error == nil {
+			err = errors.New("trailing bytes after the record")
+		}
+	} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errTruncated
+	}
+	r.Reset(nil)
+	if err != nil {
+		return fmt.Errorf("%w: decode state %s: %w", ErrCorrupt, s.Name(), err)
+	}
+	return nil
+}
+
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(avroAPI)) }}
+
+// DecodeGeneric reads a state into generic values, for tools that show
+// states of any type: records and maps as map[string]any, arrays as []any,
+// unions as their member's value (nil for null), and otherwise hamba/avro's
+// generic values (int as int, long as int64, timestamps as time.Time, ...).
+func (s *StateSchema) DecodeGeneric(b []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := s.Decode(b, &m); err != nil {
+		return nil, err
+	}
+	unwrapUnions(s.state, m)
+	return m, nil
+}
+
+// unwrapUnions replaces, under v of schema s, hamba/avro's wrappers of named
+// union members ({"ns.Name": value}) by their values.
+func unwrapUnions(s avro.Schema, v any) any {
+	switch s := deref(s).(type) {
+	case *avro.RecordSchema:
+		if m, ok := v.(map[string]any); ok {
+			for _, f := range s.Fields() {
+				if fv, ok := m[f.Name()]; ok {
+					m[f.Name()] = unwrapUnions(f.Type(), fv)
+				}
+			}
+		}
+	case *avro.ArraySchema:
+		if l, ok := v.([]any); ok {
+			for i := range l {
+				l[i] = unwrapUnions(s.Items(), l[i])
+			}
+		}
+	case *avro.MapSchema:
+		if m, ok := v.(map[string]any); ok {
+			for k := range m {
+				m[k] = unwrapUnions(s.Values(), m[k])
+			}
+		}
+	case *avro.UnionSchema:
+		// hamba/avro gives the value of a union with two members or more
+		// besides null, or with a named one, as {member name: value}: a
+		// named member's full name, or the type (with its logical type)
+		// of another one.
+		wrapped := len(s.Types()) > 2 || (len(s.Types()) == 2 && !s.Nullable())
+		for _, t := range s.Types() {
+			if _, named := deref(t).(avro.NamedSchema); named {
+				wrapped = true
+			}
+		}
+		m, ok := v.(map[string]any)
+		if !wrapped || !ok || len(m) != 1 {
+			for _, t := range s.Types() {
+				if t.Type() != avro.Null {
+					return unwrapUnions(t, v)
+				}
+			}
+			return v
+		}
+		for _, t := range s.Types() {
+			if inner, ok := m[memberName(t)]; ok {
+				return unwrapUnions(t, inner)
+			}
+		}
+	}
+	return v
+}
+
+// memberName is the name hamba/avro gives a union member in a generic
+// union value.
+func memberName(s avro.Schema) string {
+	s = deref(s)
+	if n, ok := s.(avro.NamedSchema); ok {
+		return n.FullName()
+	}
+	name := string(s.Type())
+	if l, ok := s.(avro.LogicalTypeSchema); ok && l.Logical() != nil {
+		name += "." + string(l.Logical().Type())
+	}
+	return name
+}
+
+// Name returns the full name of the state record.
+func (s *StateSchema) Name() string { return s.state.(avro.NamedSchema).FullName() }
+
+// Text returns the state schema as given to ParseStateSchema.
+func (s *StateSchema) Text() string { return s.text }
+
+// WriterSchema returns the JSON text of the full writer schema of snapshots
+// with this state: the envelope with the state schema in place of the
+// placeholder.
+func (s *StateSchema) WriterSchema() string { return s.writer }
+
+// Fingerprint returns the CRC-64-AVRO fingerprint of the full writer
+// schema's Parsing Canonical Form: the one in the header of encoded
+// snapshots.
+func (s *StateSchema) Fingerprint() uint64 { return s.fp }
+
+// Fields returns the names of the state record's fields, in schema order.
+func (s *StateSchema) Fields() []string { return fieldNames(s.state) }
+
+// ItemFields returns, for each field of the state record that holds
+// records (directly, or as the items of an array, the values of a map or a
+// member of a union), the names of those records' fields in schema order.
+func (s *StateSchema) ItemFields() map[string][]string {
+	out := make(map[string][]string)
+	for _, f := range s.state.(*avro.RecordSchema).Fields() {
+		t := deref(f.Type())
+		for range 3 {
+			switch x := t.(type) {
+			case *avro.ArraySchema:
+				t = deref(x.Items())
+			case *avro.MapSchema:
+				t = deref(x.Values())
+			case *avro.UnionSchema:
+				for _, m := range x.Types() {
+					if m.Type() != avro.Null {
+						t = deref(m)
+						break
+					}
+				}
+			}
+		}
+		if names := fieldNames(t); names != nil {
+			out[f.Name()] = names
+		}
+	}
+	return out
+}
+
+func fieldNames(s avro.Schema) []string {
+	r, ok := s.(*avro.RecordSchema)
+	if !ok {
+		return nil
+	}
+	names := make([]string, len(r.Fields()))
+	for i, f := range r.Fields() {
+		names[i] = f.Name()
+	}
+	return names
+}
+
+// AvroCodec encodes snapshots as Avro records and decodes them back.
+//
+// # Schemas
+//
+// The envelope is schemas/snapshot.avsc, record snaplog.Snapshot. The type
+// of its last field, "state", is the placeholder record snaplog.State.
+// Register builds an aggregate type's full writer schema by replacing that
+// placeholder, as a JSON value, with the aggregate type's state schema,
+// unchanged (see ParseStateSchema). Any Avro implementation reads what
+// AvroCodec writes with that schema; schemas/order_snapshot.avsc is the
+// example Order's.
+//
+// # Schema evolution
+//
+// An aggregate type has one current state schema, which Encode writes and
+// Snapshot.State holds. Snapshots written with an earlier state schema carry
+// that schema's fingerprint; registered as older writer schemas, they are
+// read by hamba/avro's schema resolution (the Avro specification's rules:
+// fields added with a default, fields removed, promotions such as int to
+// long, enum symbols, unions) and re-encoded in the current schema. A
+// snapshot whose fingerprint the codec does not know fails to decode with
+// ErrCorrupt, as does one whose values cannot be resolved, so that a
+// repository replays the aggregate's events instead.
+//
+// # Encoding
+//
+// A snapshot is written in Avro single-object encoding: the marker bytes
+// 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint of the
+// Parsing Canonical Form of the full writer schema (see [Fingerprint]), then
+// the record in Avro binary encoding. Since the state is the envelope's last
+// field, the record is the envelope's fields followed by Snapshot.State as
+// is. CreatedAt is stored in microseconds: Decode returns it truncated to
+// the microsecond, in UTC.
+//
+// # Untrusted input
+//
+// Decode never panics and reads only what its input holds: before
+// hamba/avro allocates anything, it walks the record against the writer
+// schema and refuses, with an error wrapping ErrCorrupt, varints longer
+// than their type allows, lengths and block counts that exceed the bytes
+// left, invalid union, enum or boolean values, nesting deeper than 1000
+// levels, more than 65536 array or map items that take no bytes at all, and
+// trailing bytes. hamba/avro on its own would preallocate a slice for as
+// many items as a 5-byte block count claims.
+//
+// An AvroCodec is safe for concurrent use, Register included.
+type AvroCodec struct {
+	mu     sync.RWMutex
+	byType map[string]*StateSchema
+	byFP   map[uint64]*writer
+}
+
+// writer is what the codec knows of one writer schema.
+type writer struct {
+	schema *StateSchema
+	// types are the aggregate types it is the current schema of, older
+	// maps those it is an older schema of to the resolution to their
+	// current one. Replaced, never changed; guarded by AvroCodec.mu.
+	types []string
+	older map[string]avro.Schema
+}
 
 // NewAvroCodec returns a codec with the envelope of package schemas and no
 // aggregate type registered.
 func NewAvroCodec() *AvroCodec {
-	return &AvroCodec{byType: make(map[string]*writer), byFP: make(map[uint64]*writer)}
+	return &AvroCodec{byType: make(map[string]*StateSchema), byFP: make(map[uint64]*writer)}
 }
 
-// Register sets the state schema of an aggregate type: the JSON text of an
-// Avro record schema, such as schemas.OrderState(). It composes and compiles
-// the full writer schema and checks the defaults it declares.
+// Register sets the current state schema of an aggregate type, such as
+// schemas.OrderState(), and the older state schemas its snapshots may have
+// been written with (see RegisterWriter).
 //
 // Registering the same schema again for a type does nothing; registering a
 // different one is an error. Several aggregate types may share a state
 // schema.
-func (c *AvroCodec) Register(aggregateType, stateSchema string) error {
+func (c *AvroCodec) Register(aggregateType, stateSchema string, olderStateSchemas ...string) error {
 	if aggregateType == "" {
 		return errors.New("snapshots: register: empty aggregate type")
 	}
-	w, err := compileWriter(schemas.Snapshot(), stateSchema)
+	s, err := ParseStateSchema(stateSchema)
 	if err != nil {
 		return fmt.Errorf("snapshots: register %s: %w", aggregateType, err)
 	}
+	if err := c.register(aggregateType, s); err != nil {
+		return err
+	}
+	for _, older := range olderStateSchemas {
+		if err := c.RegisterWriter(aggregateType, older); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *AvroCodec) register(aggregateType string, s *StateSchema) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byType == nil {
-		c.byType, c.byFP = make(map[string]*writer), make(map[uint64]*writer)
+		c.byType, c.byFP = make(map[string]*StateSchema), make(map[uint64]*writer)
 	}
 	if cur, ok := c.byType[aggregateType]; ok {
-		if cur.fingerprint == w.fingerprint {
+		if cur.fp == s.fp {
 			return nil
 		}
 		return fmt.Errorf("snapshots: register %s: already registered with another state schema (writer schema fingerprint %#016x, this one %#016x)",
-			aggregateType, cur.fingerprint, w.fingerprint)
+			aggregateType, cur.fp, s.fp)
 	}
-	if same, ok := c.byFP[w.fingerprint]; ok {
-		w = same
-	} else {
-		c.byFP[w.fingerprint] = w
+	w := c.byFP[s.fp]
+	if w == nil {
+		w = &writer{schema: s}
+		c.byFP[s.fp] = w
 	}
 	w.types = append(slices.Clip(w.types), aggregateType)
-	c.byType[aggregateType] = w
+	c.byType[aggregateType] = w.schema
 	return nil
 }
 
 // RegisterWriter adds an older state schema of an aggregate type: one its
-// snapshots may have been written with before the schema given to Register.
-// Single-object encoding names only the writer schema, by fingerprint, so
-// the codec must know every older one it is to read. RegisterWriter
-// composes the full writer schema as Register does and checks, by the Avro
-// specification's schema resolution rules, that every record written with
-// it can be read as the type's current state schema; if not, it returns an
-// error that names the first field that cannot be read, and why. Decode
-// then reads such snapshots and returns their state in the current schema:
-// fields added since with their defaults, fields removed since dropped,
-// ints promoted to longs, and so on.
+// snapshots may have been written with before its current one. Single-object
+// encoding names only the writer schema, by fingerprint, so the codec must
+// know every older one it is to read. RegisterWriter checks, by the Avro
+// specification's resolution rules, that every record written with it can
+// be read as the type's current state schema, and returns an error saying
+// what cannot be read otherwise. Decode then reads such snapshots and
+// returns their state in the current schema.
 //
 // The aggregate type must have been registered. Registering its current
 // schema, or an older one again, does nothing. Encode always writes the
@@ -192,82 +409,74 @@ func (c *AvroCodec) RegisterWriter(aggregateType, olderStateSchema string) error
 	if aggregateType == "" {
 		return errors.New("snapshots: register writer: empty aggregate type")
 	}
-	cur := c.writer(aggregateType)
+	cur := c.Schema(aggregateType)
 	if cur == nil {
 		return fmt.Errorf("snapshots: register writer %s: aggregate type not registered: Register its current state schema first", aggregateType)
 	}
-	w, err := compileWriter(schemas.Snapshot(), olderStateSchema)
+	s, err := ParseStateSchema(olderStateSchema)
 	if err != nil {
 		return fmt.Errorf("snapshots: register writer %s: %w", aggregateType, err)
 	}
-	if w.fingerprint == cur.fingerprint {
+	if s.fp == cur.fp {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if same, ok := c.byFP[w.fingerprint]; ok {
-		// Decode reads with the schema registered first under this
-		// fingerprint, so resolve from that one.
-		w = same
+	w := c.byFP[s.fp]
+	if w == nil {
+		w = &writer{schema: s}
 	}
 	if _, ok := w.older[aggregateType]; ok {
 		return nil
 	}
-	res, err := newResolver(w.root, cur.root)
+	// Decode reads with the schema registered first under this
+	// fingerprint, so resolve from that one.
+	res, err := avro.NewSchemaCompatibility().Resolve(cur.state, w.schema.state)
 	if err != nil {
-		where, cause := splitPath(err, "")
-		if where != "" {
-			where += ": "
-		}
-		return fmt.Errorf("snapshots: register writer %s: snapshots written with %#016x cannot be read as %#016x: %s%w",
-			aggregateType, w.fingerprint, cur.fingerprint, where, cause)
+		return fmt.Errorf("snapshots: register writer %s: snapshots written with %#016x cannot be read as %#016x: %w",
+			aggregateType, s.fp, cur.fp, err)
 	}
-	older := make(map[string]*resolver, len(w.older)+1)
+	older := make(map[string]avro.Schema, len(w.older)+1)
 	maps.Copy(older, w.older)
 	older[aggregateType] = res
 	w.older = older
-	c.byFP[w.fingerprint] = w
+	c.byFP[s.fp] = w
 	return nil
+}
+
+// Schema returns the current state schema of an aggregate type, or nil for
+// a type not registered.
+func (c *AvroCodec) Schema(aggregateType string) *StateSchema {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byType[aggregateType]
 }
 
 // Fingerprint returns the CRC-64-AVRO fingerprint of the aggregate type's
 // full writer schema: the one in the header of its encoded snapshots.
 func (c *AvroCodec) Fingerprint(aggregateType string) (uint64, bool) {
-	w := c.writer(aggregateType)
-	if w == nil {
-		return 0, false
+	if s := c.Schema(aggregateType); s != nil {
+		return s.fp, true
 	}
-	return w.fingerprint, true
+	return 0, false
 }
 
 // StateFields returns the names of the fields of the aggregate type's state
 // record, in schema order, or nil for a type not registered.
 func (c *AvroCodec) StateFields(aggregateType string) []string {
-	w := c.writer(aggregateType)
-	if w == nil {
-		return nil
+	if s := c.Schema(aggregateType); s != nil {
+		return s.Fields()
 	}
-	names := make([]string, len(w.state.fields))
-	for i, f := range w.state.fields {
-		names[i] = f.name
-	}
-	return names
+	return nil
 }
 
 // WriterSchema returns the JSON text of the aggregate type's full writer
 // schema: the envelope with the state schema in place of the placeholder.
 func (c *AvroCodec) WriterSchema(aggregateType string) (string, bool) {
-	w := c.writer(aggregateType)
-	if w == nil {
-		return "", false
+	if s := c.Schema(aggregateType); s != nil {
+		return s.writer, true
 	}
-	return w.text, true
-}
-
-func (c *AvroCodec) writer(aggregateType string) *writer {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.byType[aggregateType]
+	return "", false
 }
 
 // registered lists the registered aggregate types with their fingerprints,
@@ -279,86 +488,67 @@ func (c *AvroCodec) registered() string {
 		return "none"
 	}
 	parts := make([]string, 0, len(c.byType))
-	for t, w := range c.byType {
-		parts = append(parts, fmt.Sprintf("%s (%#016x)", t, w.fingerprint))
+	for t, s := range c.byType {
+		parts = append(parts, fmt.Sprintf("%s (%#016x)", t, s.fp))
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ", ")
 }
 
 // Encode returns the snapshot in Avro single-object encoding. The snapshot
-// must be valid (see Snapshot.Validate) and its aggregate type registered.
+// must be valid (see Snapshot.Validate), its aggregate type registered and
+// its State an encoding of the type's current state schema.
 func (c *AvroCodec) Encode(s Snapshot) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	w := c.writer(s.AggregateType)
+	w := c.Schema(s.AggregateType)
 	if w == nil {
 		return nil, fmt.Errorf("snapshots: encode %s %s: aggregate type not registered (registered: %s)",
 			s.AggregateType, s.AggregateID, c.registered())
 	}
-	rec := map[string]any{
-		"aggregate_id":   s.AggregateID.String(),
-		"aggregate_type": s.AggregateType,
-		"version":        s.Version,
-		"schema_version": s.SchemaVersion,
-		"created_at":     s.CreatedAt,
-		"position":       map[string]any{"partition": s.Position.Partition, "offset": s.Position.Offset, "save": s.Save.String()},
-		"state":          s.State,
+	if err := w.check(s.State); err != nil {
+		return nil, fmt.Errorf("snapshots: encode %s %s: state is not an encoding of %s: %w", s.AggregateType, s.AggregateID, w.Name(), err)
 	}
-	native, err := w.root.toNative(rec)
-	if err != nil {
-		// Errors come from a field of the envelope, so where is not empty.
-		where, cause := splitPath(err, "")
-		return nil, fmt.Errorf("snapshots: encode %s %s: %s: %w", s.AggregateType, s.AggregateID, where, cause)
-	}
-	buf := make([]byte, headerLen, max(w.sizeHint.Load(), 256))
-	copy(buf, w.header[:])
-	buf, err = binaryFromNative(w.codec, buf, native)
-	if err != nil {
-		return nil, fmt.Errorf("snapshots: encode %s %s: %w", s.AggregateType, s.AggregateID, err)
-	}
-	if n := int64(len(buf)); n > w.sizeHint.Load() {
-		w.sizeHint.Store(n)
-	}
-	return buf, nil
+	buf := make([]byte, 0, headerLen+100+len(s.AggregateType)+len(s.State))
+	buf = append(buf, w.header[:]...)
+	buf = appendString(buf, s.AggregateID.String())
+	buf = appendString(buf, s.AggregateType)
+	buf = binary.AppendVarint(buf, s.Version)
+	buf = binary.AppendVarint(buf, int64(s.SchemaVersion))
+	buf = binary.AppendVarint(buf, s.CreatedAt.UnixMicro())
+	buf = binary.AppendVarint(buf, int64(s.Position.Partition))
+	buf = binary.AppendVarint(buf, s.Position.Offset)
+	buf = appendString(buf, s.Save.String())
+	return append(buf, s.State...), nil
+}
+
+// appendString appends an Avro string: its length as a zig-zag varint (an
+// Avro long is one), then its bytes.
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendVarint(b, int64(len(s))), s...)
 }
 
 // Decode reads a snapshot written by Encode, with any registered schema:
-// the current state schema of its aggregate type, or an older one given to
-// RegisterWriter, whose records it resolves to the current schema. Every
-// failure wraps ErrCorrupt and says what is wrong and where.
+// the current state schema of its aggregate type, or an older one, whose
+// state it resolves to the current schema. Every failure wraps ErrCorrupt
+// and says what is wrong and where.
 func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
-	h, w, types, older, err := c.head(b)
+	s, w, state, err := c.decode(b)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	body, typ, id := b[headerLen:], h.AggregateType, h.id
-	native, rest, err := nativeFromBinary(w.codec, body)
-	if err != nil {
-		return Snapshot{}, corrupt(typ, id, err)
+	if slices.Contains(w.types, s.AggregateType) {
+		s.State = bytes.Clone(state)
+		return s, nil
 	}
-	if len(rest) > 0 {
-		return Snapshot{}, corrupt(typ, id, fmt.Errorf("%d trailing bytes after the record", len(rest)))
+	var v any
+	if err := avroAPI.Unmarshal(w.older[s.AggregateType], state, &v); err != nil {
+		return Snapshot{}, corrupt(s.AggregateType, s.AggregateID.String(), fmt.Errorf("resolve state written with %#016x: %w", w.schema.fp, err))
 	}
-	var plain any
-	if slices.Contains(types, typ) {
-		plain, err = w.root.fromNative(native)
-	} else if res := older[typ]; res != nil {
-		plain, err = res.resolve(native)
-	} else {
-		of := slices.Concat(types, slices.Sorted(maps.Keys(older)))
-		return Snapshot{}, corrupt(typ, id, fmt.Errorf("written with the schema of %s", strings.Join(of, ", ")))
-	}
-	if err != nil {
-		return Snapshot{}, corrupt(typ, id, err)
-	}
-	s, err := snapshotFrom(plain)
-	if err != nil {
-		return Snapshot{}, corrupt(typ, id, err)
-	}
-	if err := s.Validate(); err != nil {
-		return Snapshot{}, corrupt(typ, id, err)
+	cur := c.Schema(s.AggregateType)
+	if s.State, err = avroAPI.Marshal(cur.state, v); err != nil {
+		return Snapshot{}, corrupt(s.AggregateType, s.AggregateID.String(), fmt.Errorf("resolve state written with %#016x: %w", w.schema.fp, err))
 	}
 	return s, nil
 }
@@ -369,76 +559,92 @@ type Head struct {
 	AggregateID   uuid.UUID
 	AggregateType string
 	Version       int64
-
-	id string // AggregateID as written
 }
 
 // DecodeHead checks b as Decode does (single-object header, a registered
 // writer schema, a record that walks that schema to its end, an aggregate
 // type the schema is registered for) and returns the aggregate id, type
-// and version, without decoding the state: a view of a snapshot topic keeps
-// no more of each record, and decoding every state on a restore cost about
-// three quarters of its time.
+// and version, without decoding or resolving the state: a view of a
+// snapshot topic keeps no more of each record.
 func (c *AvroCodec) DecodeHead(b []byte) (Head, error) {
-	h, _, types, older, err := c.head(b)
+	s, _, _, err := c.decode(b)
 	if err != nil {
 		return Head{}, err
 	}
-	if !slices.Contains(types, h.AggregateType) && older[h.AggregateType] == nil {
-		of := slices.Concat(types, slices.Sorted(maps.Keys(older)))
-		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("written with the schema of %s", strings.Join(of, ", ")))
-	}
-	if h.AggregateID, err = uuid.Parse(h.id); err != nil {
-		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("aggregate_id: %w", err))
-	}
-	if h.Version <= 0 {
-		return Head{}, corrupt(h.AggregateType, h.id, fmt.Errorf("version %d is not positive", h.Version))
-	}
-	return h, nil
+	return Head{AggregateID: s.AggregateID, AggregateType: s.AggregateType, Version: s.Version}, nil
 }
 
-// head checks the single-object header and walks the record, before
-// goavro allocates anything for it.
-func (c *AvroCodec) head(b []byte) (Head, *writer, []string, map[string]*resolver, error) {
+// decode reads the header and the envelope's fields and checks the state's
+// bytes against the writer's state schema; it returns the snapshot without
+// its state, and the state's bytes.
+func (c *AvroCodec) decode(b []byte) (Snapshot, *writer, []byte, error) {
 	if len(b) < headerLen {
-		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: %d bytes, shorter than the %d-byte single-object header", ErrCorrupt, len(b), headerLen)
+		return Snapshot{}, nil, nil, fmt.Errorf("%w: decode: %d bytes, shorter than the %d-byte single-object header", ErrCorrupt, len(b), headerLen)
 	}
 	if b[0] != marker0 || b[1] != marker1 {
-		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: marker %#02x %#02x, want 0xc3 0x01 (Avro single-object encoding)", ErrCorrupt, b[0], b[1])
+		return Snapshot{}, nil, nil, fmt.Errorf("%w: decode: marker %#02x %#02x, want 0xc3 0x01 (Avro single-object encoding)", ErrCorrupt, b[0], b[1])
 	}
 	fp := binary.LittleEndian.Uint64(b[2:headerLen])
 	c.mu.RLock()
 	w := c.byFP[fp]
-	var types []string
-	var older map[string]*resolver
 	if w != nil {
-		types, older = w.types, w.older
+		w = &writer{schema: w.schema, types: w.types, older: w.older}
 	}
 	c.mu.RUnlock()
 	if w == nil {
-		return Head{}, nil, nil, nil, fmt.Errorf("%w: decode: unknown writer schema fingerprint %#016x (registered: %s)", ErrCorrupt, fp, c.registered())
+		return Snapshot{}, nil, nil, fmt.Errorf("%w: decode: unknown writer schema fingerprint %#016x (registered: %s)", ErrCorrupt, fp, c.registered())
 	}
-	r := reader{buf: b[headerLen:], zero: maxZeroSizeItems}
-	var h Head
-	for _, f := range w.root.fields {
-		start := r.buf
-		if err := r.walk(f.typ, 1); err != nil {
-			return Head{}, nil, nil, nil, corrupt(h.AggregateType, h.id, atField(err, f.name))
+	r := reader{buf: b[headerLen:]}
+	var s Snapshot
+	id, err := r.str("aggregate_id")
+	if err == nil {
+		s.AggregateType, err = r.str("aggregate_type")
+	}
+	if err != nil {
+		return Snapshot{}, nil, nil, corrupt(s.AggregateType, id, err)
+	}
+	fail := func(err error) (Snapshot, *writer, []byte, error) {
+		return Snapshot{}, nil, nil, corrupt(s.AggregateType, id, err)
+	}
+	if !slices.Contains(w.types, s.AggregateType) && w.older[s.AggregateType] == nil {
+		of := slices.Concat(w.types, slices.Sorted(maps.Keys(w.older)))
+		return fail(fmt.Errorf("written with the schema of %s", strings.Join(of, ", ")))
+	}
+	if s.AggregateID, err = uuid.Parse(id); err != nil {
+		return fail(fmt.Errorf("aggregate_id: %w", err))
+	}
+	var schemaVersion, partition int32
+	var micros int64
+	var save string
+	if s.Version, err = r.field("version"); err == nil {
+		if schemaVersion, err = r.intField("schema_version"); err == nil {
+			if micros, err = r.field("created_at"); err == nil {
+				if partition, err = r.intField("position.partition"); err == nil {
+					if s.Position.Offset, err = r.field("position.offset"); err == nil {
+						save, err = r.str("position.save")
+					}
+				}
+			}
 		}
-		switch f.name {
-		case "aggregate_id":
-			h.id = stringAt(start)
-		case "aggregate_type":
-			h.AggregateType = stringAt(start)
-		case "version":
-			v := reader{buf: start}
-			h.Version, _ = v.long()
-		}
 	}
-	if len(r.buf) > 0 {
-		return Head{}, nil, nil, nil, corrupt(h.AggregateType, h.id, fmt.Errorf("%d trailing bytes after the record", len(r.buf)))
+	if err != nil {
+		return fail(err)
 	}
-	return h, w, types, older, nil
+	if s.Save, err = uuid.Parse(save); err != nil {
+		return fail(fmt.Errorf("position.save: %w", err))
+	}
+	s.SchemaVersion, s.Position.Partition = int(schemaVersion), partition
+	s.CreatedAt = time.UnixMicro(micros).UTC()
+	state := r.buf
+	if err := w.schema.check(state); err != nil {
+		return fail(err)
+	}
+	s.State = []byte{}
+	if err := s.Validate(); err != nil {
+		return fail(err)
+	}
+	s.State = nil
+	return s, w, state, nil
 }
 
 // corrupt wraps err in ErrCorrupt, naming the snapshot as far as it was read.
@@ -462,78 +668,6 @@ func printable(s string) string {
 	return s
 }
 
-// stringAt reads the string a walked string field starts with.
-func stringAt(b []byte) string {
-	r := reader{buf: b}
-	n, err := r.long()
-	if err != nil || n < 0 || n > int64(len(r.buf)) {
-		return ""
-	}
-	return string(r.buf[:n])
-}
-
-func snapshotFrom(plain any) (Snapshot, error) {
-	rec, ok := plain.(map[string]any)
-	if !ok {
-		return Snapshot{}, fmt.Errorf("record is %T", plain)
-	}
-	var s Snapshot
-	var err error
-	idText, ok1 := rec["aggregate_id"].(string)
-	if s.AggregateID, err = uuid.Parse(idText); err != nil {
-		return Snapshot{}, fmt.Errorf("aggregate_id: %w", err)
-	}
-	var ok2, ok3, ok4, ok5, ok6, ok7, ok8, ok9 bool
-	var schemaVersion int32
-	var pos map[string]any
-	s.AggregateType, ok2 = rec["aggregate_type"].(string)
-	s.Version, ok3 = rec["version"].(int64)
-	schemaVersion, ok4 = rec["schema_version"].(int32)
-	s.SchemaVersion = int(schemaVersion)
-	s.CreatedAt, ok5 = rec["created_at"].(time.Time)
-	s.State, ok6 = rec["state"].(map[string]any)
-	if pos, ok7 = rec["position"].(map[string]any); ok7 {
-		s.Position.Partition, ok7 = pos["partition"].(int32)
-		s.Position.Offset, ok8 = pos["offset"].(int64)
-		var saveText string
-		if saveText, ok9 = pos["save"].(string); ok9 {
-			if s.Save, err = uuid.Parse(saveText); err != nil {
-				return Snapshot{}, fmt.Errorf("position.save: %w", err)
-			}
-		}
-	}
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) {
-		return Snapshot{}, errors.New("envelope fields of unexpected types")
-	}
-	return s, nil
-}
-
-func binaryFromNative(c *goavro.Codec, buf []byte, native any) (out []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("goavro: panic: %v", p)
-		}
-	}()
-	out, err = c.BinaryFromNative(buf, native)
-	if err != nil {
-		return nil, fmt.Errorf("goavro: %w", err)
-	}
-	return out, nil
-}
-
-func nativeFromBinary(c *goavro.Codec, b []byte) (native any, rest []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("goavro: panic: %v", p)
-		}
-	}()
-	native, rest, err = c.NativeFromBinary(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("goavro: %w", err)
-	}
-	return native, rest, nil
-}
-
 // composeWriterSchema returns the full writer schema: the envelope with the
 // placeholder type of its state field replaced by the state schema.
 func composeWriterSchema(envelope, state string) (string, error) {
@@ -541,20 +675,24 @@ func composeWriterSchema(envelope, state string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("state schema: %w", err)
 	}
+	if m, ok := stateJSON.(map[string]any); !ok || m["type"] != "record" {
+		return "", errors.New("state schema: must be a record")
+	}
 	envJSON, err := decodeJSON(envelope)
 	if err != nil {
 		return "", fmt.Errorf("envelope schema: %w", err)
 	}
-	env, err := parseSchemaValue(envJSON)
-	if err != nil {
-		return "", fmt.Errorf("envelope schema: %w", err)
+	env, _ := envJSON.(map[string]any)
+	fields, _ := env["fields"].([]any)
+	var last map[string]any
+	if len(fields) > 0 {
+		last, _ = fields[len(fields)-1].(map[string]any)
 	}
-	i, ok := env.fieldIndex[schemas.StateField]
-	if env.kind != kindRecord || !ok || env.fields[i].typ.name != schemas.StatePlaceholder {
-		return "", fmt.Errorf("envelope schema: no field %q of type %s", schemas.StateField, schemas.StatePlaceholder)
+	placeholder, _ := last["type"].(map[string]any)
+	if last["name"] != schemas.StateField || env["namespace"] != "snaplog" || placeholder["name"] != "State" {
+		return "", fmt.Errorf("envelope schema: its last field must be %q of type %s", schemas.StateField, schemas.StatePlaceholder)
 	}
-	// The envelope parsed, so these assertions hold.
-	envJSON.(map[string]any)["fields"].([]any)[i].(map[string]any)["type"] = stateJSON
+	last["type"] = stateJSON
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -564,1005 +702,50 @@ func composeWriterSchema(envelope, state string) (string, error) {
 	return strings.TrimSpace(b.String()), nil
 }
 
-func compileWriter(envelope, state string) (*writer, error) {
-	text, err := composeWriterSchema(envelope, state)
-	if err != nil {
-		return nil, err
+func decodeJSON(text string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
 	}
-	root, err := parseSchema(text)
-	if err != nil {
-		return nil, fmt.Errorf("writer schema: %w", err)
-	}
-	if err := checkEnvelope(root); err != nil {
-		return nil, err
-	}
-	w, err := compileSchema(text, root)
-	if err != nil {
-		return nil, fmt.Errorf("writer schema: %w", err)
-	}
-	w.state = root.fields[root.fieldIndex[schemas.StateField]].typ
-	return w, nil
-}
-
-// compileSchema prepares a parsed schema and compiles it with goavro.
-func compileSchema(text string, root *schema) (*writer, error) {
-	if err := prepare(root); err != nil {
-		return nil, err
-	}
-	codec, err := goavro.NewCodec(text)
-	if err != nil {
-		return nil, fmt.Errorf("goavro: %w", err)
-	}
-	w := &writer{
-		text:        text,
-		fingerprint: rabin64([]byte(root.canonical())),
-		codec:       codec,
-		root:        root,
-	}
-	w.header[0], w.header[1] = marker0, marker1
-	binary.LittleEndian.PutUint64(w.header[2:], w.fingerprint)
-	return w, nil
-}
-
-// checkEnvelope checks the envelope fields the codec fills and reads.
-func checkEnvelope(root *schema) error {
-	want := []struct {
-		name    string
-		kind    kind
-		logical logical
-	}{
-		{"aggregate_id", kindString, logicalUUID},
-		{"aggregate_type", kindString, logicalNone},
-		{"version", kindLong, logicalNone},
-		{"schema_version", kindInt, logicalNone},
-		{"created_at", kindLong, logicalTimestampMicros},
-		{"position", kindRecord, logicalNone},
-		{schemas.StateField, kindRecord, logicalNone},
-	}
-	if root.kind != kindRecord || len(root.fields) != len(want) {
-		return fmt.Errorf("envelope schema: want a record of %d fields", len(want))
-	}
-	for _, w := range want {
-		i, ok := root.fieldIndex[w.name]
-		if !ok || root.fields[i].typ.kind != w.kind || root.fields[i].typ.logical != w.logical {
-			if w.name == schemas.StateField {
-				return errors.New("state schema: must be a record")
-			}
-			return fmt.Errorf("envelope schema: field %s must be a %s", w.name, w.kind)
-		}
-	}
-	pos := root.fields[root.fieldIndex["position"]].typ
-	pi, ok1 := pos.fieldIndex["partition"]
-	oi, ok2 := pos.fieldIndex["offset"]
-	si, ok3 := pos.fieldIndex["save"]
-	if !ok1 || !ok2 || !ok3 || len(pos.fields) != 3 || pos.fields[pi].typ.kind != kindInt || pos.fields[oi].typ.kind != kindLong ||
-		pos.fields[si].typ.kind != kindString || pos.fields[si].typ.logical != logicalUUID {
-		return errors.New("envelope schema: position must be a record of an int partition, a long offset and a uuid save")
-	}
-	return nil
-}
-
-// prepare readies a parsed schema for encoding and decoding: union member
-// names as goavro knows them, smallest encoded sizes, and defaults in plain
-// form. It refuses logical types without a plain form.
-func prepare(root *schema) error {
-	var visit func(s *schema) error
-	visit = func(s *schema) error {
-		if s.prepared {
-			return nil
-		}
-		s.prepared = true
-		s.unionKey = s.kind.String()
-		switch {
-		case s.logical == logicalUnsupported:
-			return fmt.Errorf("logical type %s of %s is not supported", s.logicalName, s.typeName())
-		case s.name != "":
-			s.unionKey = s.name
-		case s.logical != logicalNone && s.logical != logicalUUID:
-			// goavro gives these their own member names; it treats uuid
-			// as a plain string.
-			s.unionKey = s.kind.String() + "." + s.logicalName
-		}
-		switch s.kind {
-		case kindRecord:
-			for _, f := range s.fields {
-				if err := visit(f.typ); err != nil {
-					return fmt.Errorf("%s.%s: %w", s.name, f.name, err)
-				}
-			}
-			for _, f := range s.fields {
-				if !f.hasDefault {
-					continue
-				}
-				def, err := f.typ.defaultPlain(f.defaultJSON)
-				if err == nil {
-					_, err = f.typ.toNative(def)
-				}
-				if err != nil {
-					where, cause := splitPath(err, "")
-					if where != "" {
-						where = " " + where
-					}
-					return fmt.Errorf("%s.%s: invalid default%s: %w", s.name, f.name, where, cause)
-				}
-				f.def = def
-			}
-		case kindArray:
-			return visit(s.items)
-		case kindMap:
-			return visit(s.values)
-		case kindUnion:
-			s.branchKey = make(map[string]*schema, len(s.branches))
-			for _, b := range s.branches {
-				if err := visit(b); err != nil {
-					return err
-				}
-				s.branchKey[b.unionKey] = b
-			}
-		}
-		return nil
-	}
-	if err := visit(root); err != nil {
-		return err
-	}
-	computeMinSize(root, make(map[*schema]bool))
-	return nil
-}
-
-// computeMinSize sets the fewest bytes a value of each type takes. A
-// record met again while its size is being computed counts as 0, which
-// only loosens the bounds Decode checks.
-func computeMinSize(s *schema, busy map[*schema]bool) int {
-	if s.kind == kindRecord && busy[s] {
-		return s.minSize // 0 while being computed
-	}
-	switch s.kind {
-	case kindNull:
-		s.minSize = 0
-	case kindFloat:
-		s.minSize = 4
-	case kindDouble:
-		s.minSize = 8
-	case kindFixed:
-		s.minSize = s.size
-	case kindArray:
-		computeMinSize(s.items, busy)
-		s.minSize = 1
-	case kindMap:
-		computeMinSize(s.values, busy)
-		s.minSize = 1
-	case kindUnion:
-		least := math.MaxInt
-		for _, b := range s.branches {
-			least = min(least, computeMinSize(b, busy))
-		}
-		if least == math.MaxInt {
-			least = 0
-		}
-		s.minSize = 1 + least
-	case kindRecord:
-		busy[s] = true
-		n := 0
-		for _, f := range s.fields {
-			n += computeMinSize(f.typ, busy)
-		}
-		s.minSize = n
-	default: // boolean, int, long, bytes, string, enum
-		s.minSize = 1
-	}
-	return s.minSize
-}
-
-// reader walks Avro binary data against a schema without building values.
-type reader struct {
-	buf  []byte
-	zero int // items of no size still allowed
-}
-
-var errTruncated = errors.New("truncated")
-
-func (r *reader) varint(maxBytes int, lastMax byte) (uint64, error) {
-	var x uint64
-	for i, b := range r.buf {
-		if i == maxBytes-1 && b > lastMax {
-			return 0, errors.New("varint overflows its type")
-		}
-		x |= uint64(b&0x7f) << (7 * i)
-		if b < 0x80 {
-			r.buf = r.buf[i+1:]
-			return x, nil
-		}
-	}
-	return 0, errTruncated
-}
-
-func (r *reader) long() (int64, error) {
-	x, err := r.varint(10, 1)
-	return int64(x>>1) ^ -int64(x&1), err
-}
-
-func (r *reader) int() (int32, error) {
-	x, err := r.varint(5, 0x0f)
-	return int32(x>>1) ^ -int32(x&1), err
-}
-
-func (r *reader) skip(n int64) error {
-	if n < 0 {
-		return fmt.Errorf("negative length %d", n)
-	}
-	if n > int64(len(r.buf)) {
-		return fmt.Errorf("%w: length %d, %d bytes left", errTruncated, n, len(r.buf))
-	}
-	r.buf = r.buf[n:]
-	return nil
-}
-
-// maxMicrosDuration is the largest time-micros value time.Duration holds.
-const maxMicrosDuration = math.MaxInt64 / int64(time.Microsecond)
-
-func (r *reader) walk(s *schema, depth int) error {
-	switch s.kind {
-	case kindNull:
-		return nil
-	case kindBoolean:
-		if len(r.buf) == 0 {
-			return errTruncated
-		}
-		if r.buf[0] > 1 {
-			return fmt.Errorf("boolean byte %#02x", r.buf[0])
-		}
-		r.buf = r.buf[1:]
-		return nil
-	case kindInt:
-		_, err := r.int()
-		return err
-	case kindLong:
-		v, err := r.long()
-		if err == nil && s.logical == logicalTimeMicros && (v > maxMicrosDuration || v < -maxMicrosDuration) {
-			return fmt.Errorf("time-micros %d out of range", v)
-		}
-		return err
-	case kindFloat:
-		return r.skip(4)
-	case kindDouble:
-		return r.skip(8)
-	case kindBytes, kindString:
-		n, err := r.long()
-		if err != nil {
-			return err
-		}
-		return r.skip(n)
-	case kindFixed:
-		return r.skip(int64(s.size))
-	case kindEnum:
-		i, err := r.int()
-		if err != nil {
-			return err
-		}
-		if i < 0 || int(i) >= len(s.symbols) {
-			return fmt.Errorf("enum index %d, %s has %d symbols", i, s.name, len(s.symbols))
-		}
-		return nil
-	}
-	if s.kind == kindUnion {
-		i, err := r.long()
-		if err != nil {
-			return err
-		}
-		if i < 0 || i >= int64(len(s.branches)) {
-			return fmt.Errorf("union index %d, %s has %d members", i, s.typeName(), len(s.branches))
-		}
-		return r.walk(s.branches[i], depth)
-	}
-	if depth > maxDepth {
-		return fmt.Errorf("nested deeper than %d levels", maxDepth)
-	}
-	switch s.kind {
-	case kindRecord:
-		for _, f := range s.fields {
-			if err := r.walk(f.typ, depth+1); err != nil {
-				return atField(err, f.name)
-			}
-		}
-		return nil
-	case kindArray:
-		return r.blocks(s.items, false, depth)
-	case kindMap:
-		return r.blocks(s.values, true, depth)
-	}
-	return fmt.Errorf("unknown type %s", s.kind)
-}
-
-// blocks walks the blocks of an array or a map.
-func (r *reader) blocks(item *schema, isMap bool, depth int) error {
-	itemMin := item.minSize
-	if isMap {
-		itemMin++ // the key's length
-	}
-	n := 0
-	for {
-		count, err := r.long()
-		if err != nil {
-			return err
-		}
-		if count == 0 {
-			return nil
-		}
-		size := int64(-1)
-		if count < 0 {
-			if count == math.MinInt64 {
-				return fmt.Errorf("block count %d", count)
-			}
-			count = -count
-			if size, err = r.long(); err != nil {
-				return err
-			}
-			if size < 0 || size > int64(len(r.buf)) {
-				return fmt.Errorf("block size %d, %d bytes left", size, len(r.buf))
-			}
-		}
-		if itemMin > 0 {
-			if count > int64(len(r.buf)/itemMin) {
-				return fmt.Errorf("block of %d items does not fit in the %d bytes left", count, len(r.buf))
-			}
-		} else {
-			if count > int64(r.zero) {
-				return fmt.Errorf("more than %d items that take no bytes", maxZeroSizeItems)
-			}
-			r.zero -= int(count)
-		}
-		start := len(r.buf)
-		for range count {
-			if isMap {
-				klen, err := r.long()
-				if err != nil {
-					return atIndex(err, n)
-				}
-				key := r.buf
-				if err := r.skip(klen); err != nil {
-					return atIndex(err, n)
-				}
-				if err := r.walk(item, depth+1); err != nil {
-					return atKey(err, string(key[:klen]))
-				}
-			} else if err := r.walk(item, depth+1); err != nil {
-				return atIndex(err, n)
-			}
-			n++
-		}
-		if size >= 0 && int64(start-len(r.buf)) != size {
-			return fmt.Errorf("block size %d, its items take %d bytes", size, start-len(r.buf))
-		}
-	}
-}
-
-// fromNative converts what goavro decoded to the plain record form, in
-// place where goavro allocated the value. Byte slices are copied: goavro's
-// alias the input.
-func (s *schema) fromNative(v any) (any, error) {
-	switch s.kind {
-	case kindBytes, kindFixed:
-		b, ok := v.([]byte)
-		if !ok {
-			return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-		}
-		return append([]byte{}, b...), nil
-	case kindString:
-		if s.logical == logicalUUID {
-			if str, ok := v.(string); !ok || !isUUID(str) {
-				return nil, fmt.Errorf("%s is not a uuid", describe(v))
-			}
-		}
-		return v, nil
-	case kindInt:
-		switch s.logical {
-		case logicalTimeMillis:
-			d, ok := v.(time.Duration)
-			if !ok {
-				return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-			}
-			return int32(d / time.Millisecond), nil
-		case logicalDate:
-			t, ok := v.(time.Time)
-			if !ok {
-				return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-			}
-			return t.UTC(), nil
-		}
-		return v, nil
-	case kindLong:
-		switch s.logical {
-		case logicalTimeMicros:
-			d, ok := v.(time.Duration)
-			if !ok {
-				return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-			}
-			return int64(d / time.Microsecond), nil
-		case logicalTimestampMillis, logicalTimestampMicros:
-			t, ok := v.(time.Time)
-			if !ok {
-				return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-			}
-			return t.UTC(), nil
-		}
-		return v, nil
-	case kindArray:
-		a, ok := v.([]any)
-		if !ok {
-			return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-		}
-		for i, e := range a {
-			x, err := s.items.fromNative(e)
-			if err != nil {
-				return nil, atIndex(err, i)
-			}
-			a[i] = x
-		}
-		return a, nil
-	case kindMap:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-		}
-		for k, e := range m {
-			x, err := s.values.fromNative(e)
-			if err != nil {
-				return nil, atKey(err, k)
-			}
-			m[k] = x
-		}
-		return m, nil
-	case kindRecord:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-		}
-		for _, f := range s.fields {
-			e, ok := m[f.name]
-			if !ok {
-				return nil, atField(errors.New("missing"), f.name)
-			}
-			x, err := f.typ.fromNative(e)
-			if err != nil {
-				return nil, atField(err, f.name)
-			}
-			m[f.name] = x
-		}
-		return m, nil
-	case kindUnion:
-		if v == nil {
-			return nil, nil
-		}
-		m, ok := v.(map[string]any)
-		if !ok || len(m) != 1 {
-			return nil, fmt.Errorf("decoded %T for %s", v, s.typeName())
-		}
-		for k, e := range m {
-			b, ok := s.branchKey[k]
-			if !ok {
-				return nil, fmt.Errorf("decoded member %q for %s", k, s.typeName())
-			}
-			return b.fromNative(e)
-		}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("schema is not valid JSON: text after the schema")
 	}
 	return v, nil
 }
 
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
+// checkEnvelope checks the envelope fields Encode writes and decode reads,
+// in their order.
+func checkEnvelope(root *avro.RecordSchema) error {
+	want := []struct {
+		name string
+		typ  avro.Type
+	}{
+		{"aggregate_id", avro.String}, {"aggregate_type", avro.String}, {"version", avro.Long},
+		{"schema_version", avro.Int}, {"created_at", avro.Long}, {"position", avro.Record}, {schemas.StateField, avro.Record},
 	}
-	_, err := uuid.Parse(s)
-	return err == nil
-}
-
-// toNative converts a plain value to the native form goavro encodes for
-// this schema. It builds new maps and slices and leaves v unchanged.
-func (s *schema) toNative(v any) (any, error) {
-	switch s.kind {
-	case kindNull:
-		if v != nil {
-			return nil, s.mismatch(v)
-		}
-		return nil, nil
-	case kindBoolean:
-		if _, ok := v.(bool); !ok {
-			return nil, s.mismatch(v)
-		}
-		return v, nil
-	case kindInt:
-		switch s.logical {
-		case logicalDate:
-			if t, ok := v.(time.Time); ok {
-				days := t.Unix() / 86400
-				if t.Unix()%86400 < 0 {
-					days--
-				}
-				if days < math.MinInt32 || days > math.MaxInt32 {
-					return nil, fmt.Errorf("%s out of the range of date", t)
-				}
-				return int32(days), nil
-			}
-		case logicalTimeMillis:
-			if d, ok := v.(time.Duration); ok {
-				v = int64(d / time.Millisecond)
-			}
-		}
-		if _, ok := v.(int32); ok {
-			return v, nil
-		}
-		i, err := toInt64(v)
-		if err != nil {
-			return nil, s.convError(v, err)
-		}
-		if i < math.MinInt32 || i > math.MaxInt32 {
-			return nil, fmt.Errorf("%s overflows int", describe(v))
-		}
-		return int32(i), nil
-	case kindLong:
-		switch s.logical {
-		case logicalTimestampMicros, logicalTimestampMillis:
-			if t, ok := v.(time.Time); ok {
-				perSec := int64(1e6)
-				if s.logical == logicalTimestampMillis {
-					perSec = 1e3
-				}
-				return unixIn(t, perSec)
-			}
-		case logicalTimeMicros:
-			if d, ok := v.(time.Duration); ok {
-				v = int64(d / time.Microsecond)
-			}
-		}
-		if _, ok := v.(int64); ok {
-			return v, nil
-		}
-		i, err := toInt64(v)
-		if err != nil {
-			return nil, s.convError(v, err)
-		}
-		return i, nil
-	case kindFloat:
-		if _, ok := v.(float32); ok {
-			return v, nil
-		}
-		f, err := toFloat64(v)
-		if err != nil {
-			return nil, s.convError(v, err)
-		}
-		if math.Abs(f) > math.MaxFloat32 && !math.IsInf(f, 0) {
-			return nil, fmt.Errorf("%s overflows float", describe(v))
-		}
-		return float32(f), nil
-	case kindDouble:
-		if _, ok := v.(float64); ok {
-			return v, nil
-		}
-		f, err := toFloat64(v)
-		if err != nil {
-			return nil, s.convError(v, err)
-		}
-		return f, nil
-	case kindBytes:
-		if _, ok := v.([]byte); !ok {
-			return nil, s.mismatch(v)
-		}
-		return v, nil
-	case kindFixed:
-		b, ok := v.([]byte)
-		if !ok {
-			return nil, s.mismatch(v)
-		}
-		if len(b) != s.size {
-			return nil, fmt.Errorf("%d bytes for %s of size %d", len(b), s.name, s.size)
-		}
-		return v, nil
-	case kindString:
-		switch x := v.(type) {
-		case string:
-			if s.logical == logicalUUID && !isUUID(x) {
-				return nil, fmt.Errorf("%s is not a uuid", describe(v))
-			}
-			return v, nil
-		case uuid.UUID:
-			return x.String(), nil
-		}
-		return nil, s.mismatch(v)
-	case kindEnum:
-		x, ok := v.(string)
-		if !ok {
-			return nil, s.mismatch(v)
-		}
-		if !s.symbolSet[x] {
-			return nil, fmt.Errorf("%q is not a symbol of enum %s", x, s.name)
-		}
-		return v, nil
-	case kindArray:
-		return s.arrayToNative(v)
-	case kindMap:
-		return s.mapToNative(v)
-	case kindRecord:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, s.mismatch(v)
-		}
-		out := make(map[string]any, len(s.fields))
-		found := 0
-		for _, f := range s.fields {
-			x, ok := m[f.name]
-			if ok {
-				found++
-			} else if f.hasDefault {
-				x = f.def
-			} else {
-				return nil, atField(fmt.Errorf("missing, and %s gives no default", s.name), f.name)
-			}
-			nx, err := f.typ.toNative(x)
-			if err != nil {
-				return nil, atField(err, f.name)
-			}
-			out[f.name] = nx
-		}
-		if found < len(m) {
-			var extra []string
-			for k := range m {
-				if _, ok := s.fieldIndex[k]; !ok {
-					extra = append(extra, strconv.Quote(k))
-				}
-			}
-			slices.Sort(extra)
-			return nil, fmt.Errorf("%s has no field %s", s.name, strings.Join(extra, ", "))
-		}
-		return out, nil
-	case kindUnion:
-		b := s.pick(v)
-		if b == nil {
-			return nil, fmt.Errorf("%s fits no member of union %s", describe(v), s.typeName())
-		}
-		if b.kind == kindNull {
-			return nil, nil
-		}
-		x, err := b.toNative(v)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{b.unionKey: x}, nil
+	pos := []struct {
+		name string
+		typ  avro.Type
+	}{{"partition", avro.Int}, {"offset", avro.Long}, {"save", avro.String}}
+	fields := root.Fields()
+	if len(fields) != len(want) {
+		return fmt.Errorf("envelope schema: want a record of %d fields", len(want))
 	}
-	return nil, fmt.Errorf("unknown type %s", s.kind)
-}
-
-func (s *schema) arrayToNative(v any) (any, error) {
-	if a, ok := v.([]any); ok {
-		out := make([]any, len(a))
-		for i, e := range a {
-			x, err := s.items.toNative(e)
-			if err != nil {
-				return nil, atIndex(err, i)
-			}
-			out[i] = x
-		}
-		return out, nil
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array || isBytes(v) {
-		return nil, s.mismatch(v)
-	}
-	out := make([]any, rv.Len())
-	for i := range out {
-		x, err := s.items.toNative(rv.Index(i).Interface())
-		if err != nil {
-			return nil, atIndex(err, i)
-		}
-		out[i] = x
-	}
-	return out, nil
-}
-
-func (s *schema) mapToNative(v any) (any, error) {
-	if m, ok := v.(map[string]any); ok {
-		out := make(map[string]any, len(m))
-		for k, e := range m {
-			x, err := s.values.toNative(e)
-			if err != nil {
-				return nil, atKey(err, k)
-			}
-			out[k] = x
-		}
-		return out, nil
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
-		return nil, s.mismatch(v)
-	}
-	out := make(map[string]any, rv.Len())
-	it := rv.MapRange()
-	for it.Next() {
-		k := it.Key().String()
-		x, err := s.values.toNative(it.Value().Interface())
-		if err != nil {
-			return nil, atKey(err, k)
-		}
-		out[k] = x
-	}
-	return out, nil
-}
-
-func isBytes(v any) bool { _, ok := v.([]byte); return ok }
-
-func (s *schema) mismatch(v any) error {
-	return fmt.Errorf("%s where %s is wanted", describe(v), s.typeName())
-}
-
-func (s *schema) convError(v any, err error) error {
-	return fmt.Errorf("%s where %s is wanted: %w", describe(v), s.typeName(), err)
-}
-
-// pick chooses the union member for a plain value: null for nil, else the
-// first member the value fits in its natural form, else the first it
-// converts to.
-func (s *schema) pick(v any) *schema {
-	var best *schema
-	bestScore := 0
-	for _, b := range s.branches {
-		if v == nil {
-			if b.kind == kindNull {
-				return b
-			}
-			continue
-		}
-		if sc := b.fit(v); sc > bestScore {
-			best, bestScore = b, sc
-			if sc == 2 {
-				break
-			}
+	for i, w := range want {
+		if fields[i].Name() != w.name || fields[i].Type().Type() != w.typ {
+			return fmt.Errorf("envelope schema: field %d must be %s, a %s", i, w.name, w.typ)
 		}
 	}
-	return best
-}
-
-// fit reports how a non-nil plain value fits a (non-union) type: 2 in its
-// natural form, 1 after a conversion, 0 not at all.
-func (s *schema) fit(v any) int {
-	switch s.kind {
-	case kindBoolean:
-		if _, ok := v.(bool); ok {
-			return 2
-		}
-	case kindInt:
-		switch x := v.(type) {
-		case time.Time:
-			if s.logical == logicalDate {
-				return 2
-			}
-		case time.Duration:
-			if s.logical == logicalTimeMillis {
-				return 2
-			}
-		case int32, int16, int8, uint16, uint8:
-			return 2
-		case int, int64, uint32, uint, uint64:
-			if i, err := toInt64(x); err == nil && i >= math.MinInt32 && i <= math.MaxInt32 {
-				return 1
-			}
-		}
-	case kindLong:
-		switch v.(type) {
-		case time.Time:
-			if s.logical == logicalTimestampMicros || s.logical == logicalTimestampMillis {
-				return 2
-			}
-		case time.Duration:
-			if s.logical == logicalTimeMicros {
-				return 2
-			}
-		case int64, int:
-			return 2
-		case int32, int16, int8, uint32, uint16, uint8:
-			return 1
-		case uint, uint64:
-			if _, err := toInt64(v); err == nil {
-				return 1
-			}
-		}
-	case kindFloat, kindDouble:
-		switch v.(type) {
-		case float32:
-			if s.kind == kindFloat {
-				return 2
-			}
-			return 1
-		case float64:
-			if s.kind == kindDouble {
-				return 2
-			}
-			return 1
-		}
-		if _, err := toFloat64(v); err == nil {
-			return 1
-		}
-	case kindBytes:
-		if isBytes(v) {
-			return 2
-		}
-	case kindFixed:
-		if b, ok := v.([]byte); ok && len(b) == s.size {
-			return 2
-		}
-	case kindString:
-		switch x := v.(type) {
-		case string:
-			if s.logical != logicalUUID || isUUID(x) {
-				return 2
-			}
-		case uuid.UUID:
-			return 2
-		}
-	case kindEnum:
-		if x, ok := v.(string); ok && s.symbolSet[x] {
-			return 2
-		}
-	case kindArray:
-		if _, ok := v.([]any); ok {
-			return 2
-		}
-		if k := reflect.ValueOf(v).Kind(); (k == reflect.Slice || k == reflect.Array) && !isBytes(v) {
-			return 1
-		}
-	case kindMap:
-		if k := reflect.ValueOf(v).Kind(); k == reflect.Map {
-			return 1
-		}
-	case kindRecord:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return 0
-		}
-		found := 0
-		for _, f := range s.fields {
-			if _, ok := m[f.name]; ok {
-				found++
-			} else if !f.hasDefault {
-				return 0
-			}
-		}
-		if found == len(m) {
-			return 2
+	pf := fields[5].Type().(*avro.RecordSchema).Fields()
+	if len(pf) != len(pos) {
+		return errors.New("envelope schema: position must be a record of an int partition, a long offset and a save")
+	}
+	for i, w := range pos {
+		if pf[i].Name() != w.name || pf[i].Type().Type() != w.typ {
+			return errors.New("envelope schema: position must be a record of an int partition, a long offset and a save")
 		}
 	}
-	return 0
-}
-
-// unixIn returns t as a count of 1/perSec seconds since the Unix epoch,
-// rounded down, or an error if that overflows int64.
-func unixIn(t time.Time, perSec int64) (int64, error) {
-	sec, sub := t.Unix(), int64(t.Nanosecond())/(int64(time.Second)/perSec)
-	if limit := math.MaxInt64/perSec - 1; sec > -limit && sec < limit {
-		return sec*perSec + sub, nil
-	}
-	n := new(big.Int).Mul(big.NewInt(sec), big.NewInt(perSec))
-	n.Add(n, big.NewInt(sub))
-	if !n.IsInt64() {
-		return 0, fmt.Errorf("time %s out of the range of a timestamp", t)
-	}
-	return n.Int64(), nil
-}
-
-// defaultPlain converts a field default, as JSON, to the plain form.
-// Defaults of unions are of the first member.
-func (s *schema) defaultPlain(j any) (any, error) {
-	bad := func() error { return fmt.Errorf("%s is not a %s", jsonKind(j), s.typeName()) }
-	switch s.kind {
-	case kindNull:
-		if j != nil {
-			return nil, bad()
-		}
-		return nil, nil
-	case kindBoolean:
-		if _, ok := j.(bool); !ok {
-			return nil, bad()
-		}
-		return j, nil
-	case kindInt, kindLong:
-		n, ok := j.(json.Number)
-		if !ok {
-			return nil, bad()
-		}
-		i, err := n.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("%s is not an integer", n)
-		}
-		if s.kind == kindInt {
-			if i < math.MinInt32 || i > math.MaxInt32 {
-				return nil, fmt.Errorf("%s overflows int", n)
-			}
-			return int32(i), nil
-		}
-		return i, nil
-	case kindFloat, kindDouble:
-		n, ok := j.(json.Number)
-		if !ok {
-			return nil, bad()
-		}
-		f, err := n.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n, err)
-		}
-		if s.kind == kindFloat {
-			return float32(f), nil
-		}
-		return f, nil
-	case kindBytes, kindFixed:
-		str, ok := j.(string)
-		if !ok {
-			return nil, bad()
-		}
-		b := make([]byte, 0, len(str))
-		for _, r := range str {
-			if r > 0xff {
-				return nil, fmt.Errorf("bytes default has character %U above U+00FF", r)
-			}
-			b = append(b, byte(r))
-		}
-		return b, nil
-	case kindString, kindEnum:
-		if _, ok := j.(string); !ok {
-			return nil, bad()
-		}
-		return j, nil
-	case kindArray:
-		a, ok := j.([]any)
-		if !ok {
-			return nil, bad()
-		}
-		out := make([]any, len(a))
-		for i, e := range a {
-			x, err := s.items.defaultPlain(e)
-			if err != nil {
-				return nil, atIndex(err, i)
-			}
-			out[i] = x
-		}
-		return out, nil
-	case kindMap:
-		m, ok := j.(map[string]any)
-		if !ok {
-			return nil, bad()
-		}
-		out := make(map[string]any, len(m))
-		for k, e := range m {
-			x, err := s.values.defaultPlain(e)
-			if err != nil {
-				return nil, atKey(err, k)
-			}
-			out[k] = x
-		}
-		return out, nil
-	case kindRecord:
-		m, ok := j.(map[string]any)
-		if !ok {
-			return nil, bad()
-		}
-		out := make(map[string]any, len(s.fields))
-		for _, f := range s.fields {
-			e, ok := m[f.name]
-			if !ok {
-				if !f.hasDefault {
-					return nil, atField(errors.New("missing"), f.name)
-				}
-				e = f.defaultJSON
-			}
-			x, err := f.typ.defaultPlain(e)
-			if err != nil {
-				return nil, atField(err, f.name)
-			}
-			out[f.name] = x
-		}
-		return out, nil
-	case kindUnion:
-		if len(s.branches) == 0 {
-			return nil, errors.New("empty union has no default")
-		}
-		return s.branches[0].defaultPlain(j)
-	}
-	return nil, bad()
+	return nil
 }

@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hamba/avro/v2"
 	"github.com/linkedin/goavro/v2"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/schemas"
@@ -48,10 +51,6 @@ func newOrderCodec(t testing.TB) *snapshots.AvroCodec {
 
 func orderSnapshot(t testing.TB, o OrderState) snapshots.Snapshot {
 	t.Helper()
-	state, err := snapshots.Marshal(o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return snapshots.Snapshot{
 		AggregateID:   o.OrderID,
 		AggregateType: "Order",
@@ -60,7 +59,7 @@ func orderSnapshot(t testing.TB, o OrderState) snapshots.Snapshot {
 		CreatedAt:     createdAt,
 		Position:      log.Position{Partition: 2, Offset: 1234},
 		Save:          orderSave,
-		State:         state,
+		State:         mustState(t, orderSchema, o),
 	}
 }
 
@@ -101,8 +100,11 @@ func TestAvroRoundTripOrder(t *testing.T) {
 			if want := createdAt.Truncate(time.Microsecond).UTC(); out.CreatedAt != want {
 				t.Errorf("CreatedAt = %v, want %v", out.CreatedAt, want)
 			}
+			if !bytes.Equal(out.State, in.State) {
+				t.Errorf("state bytes\n got % x\nwant % x", out.State, in.State)
+			}
 			var back OrderState
-			if err := snapshots.Unmarshal(out.State, &back); err != nil {
+			if err := orderSchema.Decode(out.State, &back); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(back, o) {
@@ -243,15 +245,14 @@ func TestAvroSchemaFilesAgree(t *testing.T) {
 
 	// The Go struct and the state schema have the same fields.
 	orderFields := stateFieldNames(t, state)
-	goFields, err := snapshots.FieldNames(OrderState{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(goFields, orderFields) {
+	if goFields := avroTags(OrderState{}); !reflect.DeepEqual(goFields, orderFields) {
 		t.Errorf("OrderState fields %q, order_state.avsc %q", goFields, orderFields)
 	}
 	if got := c.StateFields("Order"); !reflect.DeepEqual(got, orderFields) {
 		t.Errorf("StateFields = %q, want %q", got, orderFields)
+	}
+	if got := orderSchema.Fields(); !reflect.DeepEqual(got, orderFields) {
+		t.Errorf("StateSchema.Fields = %q, want %q", got, orderFields)
 	}
 	var itemSchema map[string]any
 	for _, f := range state["fields"].([]any) {
@@ -259,10 +260,30 @@ func TestAvroSchemaFilesAgree(t *testing.T) {
 			itemSchema = f.(map[string]any)["type"].(map[string]any)["items"].(map[string]any)
 		}
 	}
-	goItem, _ := snapshots.FieldNames(OrderItem{})
-	if itemFields := stateFieldNames(t, itemSchema); !reflect.DeepEqual(goItem, itemFields) {
+	itemFields := stateFieldNames(t, itemSchema)
+	if goItem := avroTags(OrderItem{}); !reflect.DeepEqual(goItem, itemFields) {
 		t.Errorf("OrderItem fields %q, schema %q", goItem, itemFields)
 	}
+	wantItems := map[string][]string{"items": itemFields}
+	if got := orderSchema.ItemFields(); !reflect.DeepEqual(got, wantItems) {
+		t.Errorf("ItemFields = %q, want %q", got, wantItems)
+	}
+	if orderSchema.Name() != "snaplog.example.OrderState" || orderSchema.Text() != schemas.OrderState() {
+		t.Errorf("Name %q, Text %.40q…", orderSchema.Name(), orderSchema.Text())
+	}
+	if orderSchema.Fingerprint() != fp || mustFingerprint(t, orderSchema.WriterSchema()) != fp || c.Schema("Order").Fingerprint() != fp {
+		t.Error("StateSchema has another fingerprint than the header")
+	}
+}
+
+// avroTags returns the avro tags of a struct's fields, in order.
+func avroTags(v any) []string {
+	var names []string
+	typ := reflect.TypeOf(v)
+	for i := range typ.NumField() {
+		names = append(names, typ.Field(i).Tag.Get("avro"))
+	}
+	return names
 }
 
 func stateFieldNames(t *testing.T, record map[string]any) []string {
@@ -300,22 +321,17 @@ func TestAvroDecodeErrors(t *testing.T) {
 			"unknown writer schema fingerprint 0x0123456789abcdef",
 			fmt.Sprintf("registered: Order (%#016x)", fp)}},
 		{"header only", good[:10], []string{"decode: aggregate_id: truncated"}},
-		{"truncated in items", good[:len(good)-40], []string{"Order " + o.OrderID.String() + ": state.items[4].", "truncated"}},
-		{"truncated last byte", good[:len(good)-1], []string{"state.total_amount: truncated"}},
+		{"truncated in items", good[:len(good)-40], []string{"Order " + o.OrderID.String() + ": items: block of 280 bytes with 256 bytes left"}},
+		{"truncated last byte", good[:len(good)-1], []string{"total_amount: length 8 with 7 bytes left"}},
 		{"trailing bytes", append(append([]byte{}, good...), 0, 0), []string{"2 trailing bytes after the record"}},
-		{"bad union index", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(b, 5) }), []string{"state.customer_id: union index 5"}},
-		{"huge items count", rawOrder(fp, appendLong(nil, math.MaxInt32), nil), []string{"state.items: block of 2147483647 items does not fit"}},
-		{"negative items count", rawOrder(fp, appendLong(nil, -3), nil), []string{"state.items: "}},
-		{"huge string", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(appendLong(b, 0), 1<<40) }), []string{"state.customer_email: truncated: length 1099511627776"}},
-		{"negative string length", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(appendLong(b, 0), -1) }), []string{"state.customer_email: negative length -1"}},
+		{"bad union index", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(b, 5) }), []string{"customer_id: union index 5 of 2 members"}},
+		{"huge items count", rawOrder(fp, appendLong(nil, math.MaxInt32), nil), []string{"items: block of 2147483647 items with 0 bytes left"}},
+		{"negative items count", rawOrder(fp, appendLong(nil, -3), nil), []string{"items: truncated"}},
+		{"huge string", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(appendLong(b, 0), 1<<40) }), []string{"customer_email: length 1099511627776 with 0 bytes left"}},
+		{"negative string length", rawOrder(fp, nil, func(b []byte) []byte { return appendLong(appendLong(b, 0), -1) }), []string{"customer_email: length -1 with 0 bytes left"}},
 		{"overlong varint", rawOrder(fp, nil, func(b []byte) []byte {
 			return append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)
-		}), []string{"state.customer_id: varint overflows its type"}},
-		{"not a uuid", rawOrder(fp, nil, func(b []byte) []byte {
-			b = appendString(appendLong(b, 1), "not-a-uuid")
-			b = appendLong(appendString(b, "a@b"), 0)                    // email, no items
-			return append(appendString(b, "placed"), make([]byte, 8)...) // status, total
-		}), []string{`state.customer_id: string "not-a-uuid" is not a uuid`}},
+		}), []string{"customer_id: varint longer than 10 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -330,6 +346,56 @@ func TestAvroDecodeErrors(t *testing.T) {
 			}
 		})
 	}
+
+	// A uuid is an Avro string: a snapshot whose uuid is not one decodes,
+	// and its state's decoding into the Go type is refused with
+	// ErrCorrupt, naming the field.
+	t.Run("not a uuid", func(t *testing.T) {
+		b := rawOrder(fp, nil, func(b []byte) []byte {
+			b = appendString(appendLong(b, 1), "not-a-uuid")
+			b = appendLong(appendString(b, "a@b"), 0)                    // email, no items
+			return append(appendString(b, "placed"), make([]byte, 8)...) // status, total
+		})
+		s, err := c.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o OrderState
+		err = orderSchema.Decode(s.State, &o)
+		if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "decode state snaplog.example.OrderState") ||
+			!strings.Contains(err.Error(), "CustomerID") {
+			t.Errorf("error %v", err)
+		}
+	})
+
+	t.Run("bad enum and boolean", func(t *testing.T) {
+		c := snapshots.NewAvroCodec()
+		if err := c.Register("Flag", `{"type":"record","name":"n.Flag","fields":[{"name":"on","type":"boolean"},
+			{"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"]}}]}`); err != nil {
+			t.Fatal(err)
+		}
+		fp, _ := c.Fingerprint("Flag")
+		for _, tt := range []struct {
+			state []byte
+			want  string
+		}{
+			{[]byte{1, 2}, ""},
+			{[]byte{2, 2}, "on: boolean byte 0x02"},
+			{[]byte{1, 4}, "e: enum index 2 of 2 symbols"},
+			{[]byte{1, 1}, "e: enum index -1 of 2 symbols"},
+		} {
+			_, err := c.Decode(append(envelope(fp, "Flag"), tt.state...))
+			if tt.want == "" {
+				if err != nil {
+					t.Error(err)
+				}
+				continue
+			}
+			if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("state % x: %v, want ErrCorrupt containing %q", tt.state, err, tt.want)
+			}
+		}
+	})
 
 	t.Run("every truncation", func(t *testing.T) {
 		for n := range len(good) {
@@ -360,7 +426,8 @@ func TestAvroDecodeErrors(t *testing.T) {
 }
 
 // encodeWith writes s with the Order writer schema, bypassing the checks of
-// Encode.
+// Encode: goavro reads the state with the state schema alone and writes
+// the whole record.
 func encodeWith(t *testing.T, c *snapshots.AvroCodec, s snapshots.Snapshot) []byte {
 	t.Helper()
 	text, _ := c.WriterSchema("Order")
@@ -368,20 +435,13 @@ func encodeWith(t *testing.T, c *snapshots.AvroCodec, s snapshots.Snapshot) []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := map[string]any{}
-	for k, v := range s.State {
-		state[k] = v
+	stateCodec, err := goavro.NewCodec(schemas.OrderState())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if id, ok := state["customer_id"].(string); ok {
-		state["customer_id"] = goavro.Union("string", id)
-	}
-	for i, it := range state["items"].([]any) {
-		m := map[string]any{}
-		for k, v := range it.(map[string]any) {
-			m[k] = v
-		}
-		m["quantity"] = int32(m["quantity"].(int64))
-		state["items"].([]any)[i] = m
+	state, rest, err := stateCodec.NativeFromBinary(s.State)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("goavro reads the state: %v, %d bytes left", err, len(rest))
 	}
 	b, err := codec.SingleFromNative(nil, map[string]any{
 		"aggregate_id": s.AggregateID.String(), "aggregate_type": s.AggregateType,
@@ -442,46 +502,50 @@ func TestAvroEncodeErrors(t *testing.T) {
 	c := newOrderCodec(t)
 	o := orderWithItems(3)
 	id := o.OrderID.String()
+	good := mustState(t, orderSchema, o)
+	noCustomer := o
+	noCustomer.CustomerID = nil
 	tests := []struct {
-		name   string
-		change func(s *snapshots.Snapshot)
-		want   string
+		name  string
+		state []byte // the snapshot's state, good if nil
+		snap  func(s *snapshots.Snapshot)
+		want  string
 	}{
-		{"missing field", func(s *snapshots.Snapshot) { delete(s.State, "status") },
-			"snapshots: encode Order " + id + ": state.status: missing, and snaplog.example.OrderState gives no default"},
-		{"missing field with default", func(s *snapshots.Snapshot) { delete(s.State, "customer_id") }, ""},
-		{"unknown field", func(s *snapshots.Snapshot) { s.State["colour"] = "red" },
-			"snapshots: encode Order " + id + `: state: snaplog.example.OrderState has no field "colour"`},
-		{"wrong type", func(s *snapshots.Snapshot) { item(s, 1)["quantity"] = "two" },
-			`snapshots: encode Order ` + id + `: state.items[1].quantity: string "two" where int is wanted: not a number`},
-		{"overflow", func(s *snapshots.Snapshot) { item(s, 2)["quantity"] = int64(1 << 40) },
-			"snapshots: encode Order " + id + ": state.items[2].quantity: int64 1099511627776 overflows int"},
-		{"not a uuid", func(s *snapshots.Snapshot) { item(s, 0)["product_id"] = "123" },
-			"snapshots: encode Order " + id + `: state.items[0].product_id: string "123" is not a uuid`},
-		{"union mismatch", func(s *snapshots.Snapshot) { s.State["customer_id"] = 5 },
-			"snapshots: encode Order " + id + ": state.customer_id: int 5 fits no member of union [null, string/uuid]"},
-		{"nil array", func(s *snapshots.Snapshot) { s.State["items"] = nil },
-			"snapshots: encode Order " + id + ": state.items: null where array<snaplog.example.OrderItem> is wanted"},
-		{"struct instead of record", func(s *snapshots.Snapshot) { s.State["items"] = []OrderItem{{}} },
-			"snapshots: encode Order " + id + ": state.items[0]: snapshots_test.OrderItem where snaplog.example.OrderItem is wanted"},
-		{"uuid.UUID accepted", func(s *snapshots.Snapshot) { s.State["order_id"] = o.OrderID }, ""},
-		{"schema version overflow", func(s *snapshots.Snapshot) { s.SchemaVersion = math.MaxInt32 + 1 },
-			"snapshots: encode Order " + id + ": schema_version: int 2147483648 overflows int"},
-		{"unregistered type", func(s *snapshots.Snapshot) { s.AggregateType = "Invoice" },
+		{"good", good, nil, ""},
+		{"no customer", mustState(t, orderSchema, noCustomer), nil, ""},
+		{"empty", []byte{}, nil, "snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: order_id: truncated"},
+		{"truncated", good[:len(good)-1], nil, "snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: total_amount: length 8 with 7 bytes left"},
+		{"truncated in items", good[:len(good)-40], nil, "snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: items: block of 168 bytes with 144 bytes left"},
+		{"trailing bytes", append(bytes.Clone(good), 0), nil, "snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: 1 trailing bytes after the record"},
+		{"bad union index", append(appendString(nil, id), 4), nil, "snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: customer_id: union index 2 of 2 members"},
+		{"state of another schema", mustState(t, accountState, Account{Owner: "ada", Balance: 1, Ops: 2}), nil,
+			"snapshots: encode Order " + id + ": state is not an encoding of snaplog.example.OrderState: "},
+		{"nil state", nil, func(s *snapshots.Snapshot) { s.State = nil }, "snapshots: invalid snapshot of Order " + id + ": nil state"},
+		{"unregistered type", nil, func(s *snapshots.Snapshot) { s.AggregateType = "Invoice" },
 			"snapshots: encode Invoice " + id + ": aggregate type not registered (registered: Order (0x"},
-		{"invalid snapshot", func(s *snapshots.Snapshot) { s.Version = 0 },
+		{"invalid snapshot", nil, func(s *snapshots.Snapshot) { s.Version = 0 },
 			"snapshots: invalid snapshot of Order " + id},
-		{"time out of range", func(s *snapshots.Snapshot) { s.CreatedAt = time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC) },
-			"snapshots: encode Order " + id + ": created_at: time 300000-01-01 00:00:00 +0000 UTC out of the range of a timestamp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := orderSnapshot(t, o)
-			tt.change(&s)
-			_, err := c.Encode(s)
+			if tt.state != nil {
+				s.State = tt.state
+			}
+			if tt.snap != nil {
+				tt.snap(&s)
+			}
+			before := bytes.Clone(s.State)
+			b, err := c.Encode(s)
+			if !bytes.Equal(before, s.State) {
+				t.Error("Encode changed the state")
+			}
 			if tt.want == "" {
 				if err != nil {
 					t.Fatal(err)
+				}
+				if out, err := c.Decode(b); err != nil || !bytes.Equal(out.State, s.State) {
+					t.Errorf("Decode = % x, %v", out.State, err)
 				}
 				return
 			}
@@ -490,14 +554,47 @@ func TestAvroEncodeErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("state unchanged", func(t *testing.T) {
+	t.Run("output does not share the state", func(t *testing.T) {
 		s := orderSnapshot(t, o)
-		before := snapshots.CloneRecord(s.State)
-		mustEncode(t, c, s)
-		if !reflect.DeepEqual(before, s.State) {
-			t.Error("Encode changed the state")
+		b := mustEncode(t, c, s)
+		clear(b)
+		if !bytes.Equal(s.State, good) {
+			t.Error("changing the encoding changed the state")
 		}
 	})
+}
+
+// Encode writes only what Decode and every other Avro reader reads back:
+// schema_version is an Avro int, created_at a timestamp-micros long.
+func TestAvroEncodeRefusesEnvelopeOverflow(t *testing.T) {
+	c := newOrderCodec(t)
+	o := orderWithItems(1)
+	id := o.OrderID.String()
+	tests := []struct {
+		name   string
+		change func(s *snapshots.Snapshot)
+		want   string
+	}{
+		{"schema version overflow", func(s *snapshots.Snapshot) { s.SchemaVersion = math.MaxInt32 + 1 },
+			"snapshots: invalid snapshot of Order " + id + ": schema version 2147483648 is not a positive Avro int"},
+		{"time out of range", func(s *snapshots.Snapshot) { s.CreatedAt = time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC) },
+			"snapshots: invalid snapshot of Order " + id + ": created at: 300000-01-01 00:00:00 +0000 UTC is out of the range of a timestamp-micros"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := orderSnapshot(t, o)
+			tt.change(&s)
+			b, err := c.Encode(s)
+			if err == nil {
+				out, derr := c.Decode(b)
+				t.Fatalf("Encode wrote %d bytes without an error; Decode gives schema version %d, created at %v, %v",
+					len(b), out.SchemaVersion, out.CreatedAt, derr)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error\n got %v\nwant %s…", err, tt.want)
+			}
+		})
+	}
 }
 
 // The save of the snapshot's last event round-trips, uuid.Nil included, as
@@ -522,13 +619,9 @@ func TestAvroSave(t *testing.T) {
 	b := mustEncode(t, c, orderSnapshot(t, orderWithItems(1)))
 	b = bytes.Replace(b, []byte(orderSave.String()), []byte(strings.Repeat("x", 36)), 1)
 	_, err := c.Decode(b)
-	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), `position.save: string "xxxx`) {
+	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "position.save: invalid UUID format") {
 		t.Errorf("error %v", err)
 	}
-}
-
-func item(s *snapshots.Snapshot, i int) map[string]any {
-	return s.State["items"].([]any)[i].(map[string]any)
 }
 
 func TestAvroRegister(t *testing.T) {
@@ -569,26 +662,41 @@ func TestAvroRegister(t *testing.T) {
 		t.Errorf("Decode = %v, %v", got, err)
 	}
 
+	// Register takes the older state schemas of the type too.
+	older := snapshots.NewAvroCodec()
+	if err := older.Register("Order", schemas.OrderState(), orderStateV0, schemas.OrderState()); err != nil {
+		t.Fatal(err)
+	}
+	v0 := snapshots.NewAvroCodec()
+	if err := v0.Register("Order", orderStateV0); err != nil {
+		t.Fatal(err)
+	}
+	s = orderSnapshot(t, orderWithItems(0))
+	s.State = mustState(t, orderSchemaV0, OrderStateV0{OrderID: s.AggregateID, Items: []OrderItemV0{}})
+	if _, err := older.Decode(mustEncode(t, v0, s)); err != nil {
+		t.Errorf("Decode of a v0 snapshot: %v", err)
+	}
+
 	bad := []struct {
 		name, typ, schema, want string
 	}{
 		{"empty type", "", schemas.OrderState(), "empty aggregate type"},
 		{"not JSON", "X", `{`, "state schema: schema is not valid JSON"},
 		{"not a record", "X", `"string"`, "state schema: must be a record"},
-		{"invalid schema", "X", `{"type":"record","name":"S","fields":[{"name":"a","type":"Nope"}]}`, `unknown type "Nope"`},
-		{"name taken by the envelope", "X", `{"type":"record","name":"snaplog.LogPosition","fields":[]}`, "type snaplog.LogPosition is defined twice"},
-		{"decimal", "X", `{"type":"record","name":"n.S","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}}]}`,
-			"n.S.d: logical type decimal of bytes/decimal is not supported"},
+		{"invalid schema", "X", `{"type":"record","name":"S","fields":[{"name":"a","type":"Nope"}]}`, "unknown type: Nope"},
+		{"name taken by the envelope", "X", `{"type":"record","name":"snaplog.LogPosition","fields":[]}`, `duplicate name "snaplog.LogPosition"`},
 		{"bad default", "X", `{"type":"record","name":"n.S","fields":[{"name":"d","type":"int","default":"x"}]}`,
-			"n.S.d: invalid default: a string is not a int"},
-		{"bad nested default", "X", `{"type":"record","name":"n.S","fields":[{"name":"d","type":{"type":"array","items":"int"},"default":[1,2.5]}]}`,
-			"n.S.d: invalid default [1]: 2.5 is not an integer"},
-		{"bad uuid default", "X", `{"type":"record","name":"n.S","fields":[{"name":"d","type":{"type":"string","logicalType":"uuid"},"default":"x"}]}`,
-			`n.S.d: invalid default: string "x" is not a uuid`},
+			"invalid default for field d"},
+		{"older schema that cannot be read", "X", `{"type":"record","name":"n.S","fields":[{"name":"d","type":"int"}]}`,
+			"snapshots: register writer X: snapshots written with 0x"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			err := snapshots.NewAvroCodec().Register(tt.typ, tt.schema)
+			var older []string
+			if strings.HasPrefix(tt.name, "older") {
+				tt.schema, older = `{"type":"record","name":"n.S","fields":[{"name":"d","type":"long"}]}`, []string{tt.schema, `{"type":"record","name":"n.S","fields":[{"name":"d","type":"string"}]}`}
+			}
+			err := snapshots.NewAvroCodec().Register(tt.typ, tt.schema, older...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
@@ -596,8 +704,7 @@ func TestAvroRegister(t *testing.T) {
 	}
 }
 
-// everythingSchema uses every Avro type and the logical types with a plain
-// form.
+// everythingSchema uses every Avro type and every logical type.
 const everythingSchema = `{"type":"record","name":"Everything","namespace":"test","fields":[
 	{"name":"b","type":"boolean"},
 	{"name":"i","type":"int"},
@@ -623,66 +730,180 @@ const everythingSchema = `{"type":"record","name":"Everything","namespace":"test
 	{"name":"id","type":{"type":"string","logicalType":"uuid"}},
 	{"name":"maybe_ts","type":["null",{"type":"long","logicalType":"timestamp-micros"}],"default":null},
 	{"name":"local","type":{"type":"long","logicalType":"local-timestamp-micros"}},
+	{"name":"local_millis","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+	{"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+	{"name":"fixed_dec","type":{"type":"fixed","name":"Money","size":8,"logicalType":"decimal","precision":12,"scale":3}},
+	{"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}},
 	{"name":"defaulted","type":"int","default":7},
 	{"name":"subs","type":{"type":"array","items":"Sub"},"default":[{"x":1}]},
 	{"name":"bytes_default","type":"bytes","default":"\u00ff\u0001"}
 ]}`
+
+// Sub and Everything mirror everythingSchema, with the Go types hamba/avro
+// maps each Avro type to. A union of more than null and one type is a
+// map[string]any of one member, by name.
+type Sub struct {
+	X int32  `avro:"x"`
+	Y string `avro:"y"`
+}
+
+type Everything struct {
+	B            bool                 `avro:"b"`
+	I            int32                `avro:"i"`
+	L            int64                `avro:"l"`
+	F            float32              `avro:"f"`
+	D            float64              `avro:"d"`
+	Raw          []byte               `avro:"raw"`
+	S            string               `avro:"s"`
+	E            string               `avro:"e"`
+	Fx           [4]byte              `avro:"fx"`
+	Arr          []int64              `avro:"arr"`
+	M            map[string]*float64  `avro:"m"`
+	U            map[string]any       `avro:"u"`
+	U2           map[string]any       `avro:"u2"`
+	U3           map[string]any       `avro:"u3"`
+	Rec          *Sub                 `avro:"rec"`
+	Rec2         *Sub                 `avro:"rec2"`
+	TSMicros     time.Time            `avro:"ts_micros"`
+	TSMillis     time.Time            `avro:"ts_millis"`
+	Day          time.Time            `avro:"day"`
+	TODMillis    time.Duration        `avro:"tod_millis"`
+	TODMicros    time.Duration        `avro:"tod_micros"`
+	ID           uuid.UUID            `avro:"id"`
+	MaybeTS      *time.Time           `avro:"maybe_ts"`
+	Local        time.Time            `avro:"local"`
+	LocalMillis  time.Time            `avro:"local_millis"`
+	Dec          *big.Rat             `avro:"dec"`
+	FixedDec     *big.Rat             `avro:"fixed_dec"`
+	Dur          avro.LogicalDuration `avro:"dur"`
+	Defaulted    int32                `avro:"defaulted"`
+	Subs         []Sub                `avro:"subs"`
+	BytesDefault []byte               `avro:"bytes_default"`
+}
+
+func everything() Everything {
+	ts := time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.UTC)
+	half := 1.5
+	return Everything{
+		B: true, I: 5, L: -6, F: 1.5, D: 0.25,
+		Raw: []byte{0, 1}, S: "text", E: "GREEN", Fx: [4]byte{1, 2, 3, 4},
+		Arr: []int64{1, 2}, M: map[string]*float64{"x": &half, "y": nil},
+		U:        map[string]any{"test.Color": "RED"},
+		U2:       map[string]any{"test.Four": [4]byte{9, 9, 9, 9}},
+		U3:       map[string]any{"array": []any{1}},
+		Rec2:     &Sub{X: 3, Y: "dflt"},
+		TSMicros: ts.Truncate(time.Microsecond), TSMillis: ts.Truncate(time.Millisecond),
+		Day:       time.Date(1969, 7, 20, 0, 0, 0, 0, time.UTC),
+		TODMillis: 90 * time.Minute, TODMicros: 12345 * time.Microsecond,
+		ID:           uuid.MustParse("550e8400-e29b-41d4-a716-446655440000"),
+		Local:        time.Date(1970, 1, 1, 0, 0, 0, 99_000, time.Local),
+		LocalMillis:  time.Date(1969, 12, 31, 23, 59, 59, 993_000_000, time.Local),
+		Dec:          big.NewRat(-12345, 100),
+		FixedDec:     big.NewRat(1, 8),
+		Dur:          avro.LogicalDuration{Months: 1, Days: 2, Milliseconds: 3},
+		Defaulted:    7,
+		Subs:         []Sub{{X: 1, Y: "dflt"}},
+		BytesDefault: []byte{0xff, 0x01},
+	}
+}
 
 func TestAvroEveryType(t *testing.T) {
 	c := snapshots.NewAvroCodec()
 	if err := c.Register("Everything", everythingSchema); err != nil {
 		t.Fatal(err)
 	}
-	ts := time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.UTC)
-	in := map[string]any{
-		"b": true, "i": 5, "l": int32(-6), "f": 1.5, "d": float32(0.25),
-		"raw": []byte{0, 1}, "s": "text", "e": "GREEN", "fx": []byte{1, 2, 3, 4},
-		"arr": []int64{1, 2}, "m": map[string]any{"x": 1.5, "y": nil},
-		"u": "RED", "u2": []byte{9, 9, 9, 9}, "u3": []any{int32(1)},
-		"rec2":      map[string]any{"x": int32(3)},
-		"ts_micros": ts, "ts_millis": ts, "day": ts,
-		"tod_millis": 90 * time.Minute, "tod_micros": int64(12345),
-		"id":    uuid.MustParse("550e8400-e29b-41d4-a716-446655440000"),
-		"local": int64(99),
-	}
-	want := map[string]any{
-		"b": true, "i": int32(5), "l": int64(-6), "f": float32(1.5), "d": 0.25,
-		"raw": []byte{0, 1}, "s": "text", "e": "GREEN", "fx": []byte{1, 2, 3, 4},
-		"arr": []any{int64(1), int64(2)}, "m": map[string]any{"x": 1.5, "y": nil},
-		"u": "RED", "u2": []byte{9, 9, 9, 9}, "u3": []any{int32(1)},
-		"rec":        nil,
-		"rec2":       map[string]any{"x": int32(3), "y": "dflt"},
-		"ts_micros":  ts.Truncate(time.Microsecond),
-		"ts_millis":  ts.Truncate(time.Millisecond),
-		"day":        time.Date(1969, 7, 20, 0, 0, 0, 0, time.UTC),
-		"tod_millis": int32(90 * 60 * 1000), "tod_micros": int64(12345),
-		"id":       "550e8400-e29b-41d4-a716-446655440000",
-		"maybe_ts": nil, "local": int64(99), "defaulted": int32(7),
-		"subs":          []any{map[string]any{"x": int32(1), "y": "dflt"}},
-		"bytes_default": []byte{0xff, 0x01},
-	}
-	s := snapshots.Snapshot{AggregateID: uuid.New(), AggregateType: "Everything", Version: 1, SchemaVersion: 1, State: in}
+	schema := c.Schema("Everything")
+	in := everything()
+	s := snapshots.Snapshot{AggregateID: uuid.New(), AggregateType: "Everything", Version: 1, SchemaVersion: 1, State: mustState(t, schema, in)}
 	out, err := c.Decode(mustEncode(t, c, s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range want {
-		if !reflect.DeepEqual(out.State[k], v) {
-			t.Errorf("%s = %#v, want %#v", k, out.State[k], v)
+	var back Everything
+	if err := schema.Decode(out.State, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, in) {
+		got, want := reflect.ValueOf(back), reflect.ValueOf(in)
+		for i := range got.NumField() {
+			if !reflect.DeepEqual(got.Field(i).Interface(), want.Field(i).Interface()) {
+				t.Errorf("%s = %#v, want %#v", got.Type().Field(i).Name, got.Field(i).Interface(), want.Field(i).Interface())
+			}
 		}
 	}
-	if len(out.State) != len(want) {
-		t.Errorf("%d fields, want %d", len(out.State), len(want))
+
+	// The generic form has every field, unions as their member's value.
+	generic, err := schema.DecodeGeneric(out.State)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(generic) != reflect.TypeFor[Everything]().NumField() {
+		t.Errorf("%d generic fields: %v", len(generic), generic)
+	}
+	wantGeneric := map[string]any{
+		"b": true, "l": int64(-6), "f": float32(1.5), "d": 0.25, "raw": []byte{0, 1}, "s": "text", "e": "GREEN",
+		"fx": [4]byte{1, 2, 3, 4}, "arr": []any{int64(1), int64(2)}, "m": map[string]any{"x": 1.5, "y": nil},
+		"u": "RED", "u2": [4]byte{9, 9, 9, 9},
+		"rec": nil, "rec2": map[string]any{"x": 3, "y": "dflt"},
+		"ts_micros": in.TSMicros, "id": in.ID.String(), "maybe_ts": nil,
+	}
+	for k, v := range wantGeneric {
+		if !reflect.DeepEqual(generic[k], v) {
+			t.Errorf("generic %s = %#v, want %#v", k, generic[k], v)
+		}
+	}
+
 	// Extremes of the time types survive a round trip.
-	for _, at := range []time.Time{time.Unix(0, math.MinInt64).UTC(), time.UnixMicro(math.MinInt64).UTC(), time.UnixMicro(math.MaxInt64).UTC()} {
-		in["ts_micros"], in["ts_millis"] = at, at.Truncate(time.Millisecond)
+	for _, at := range []time.Time{time.Unix(0, math.MinInt64).UTC(), time.UnixMicro(math.MinInt64 / 1000).UTC(), time.UnixMilli(math.MaxInt64 / 1000).UTC()} {
+		in.TSMicros, in.TSMillis = at.Truncate(time.Microsecond), at.Truncate(time.Millisecond)
+		s.State = mustState(t, schema, in)
 		out, err := c.Decode(mustEncode(t, c, s))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !out.State["ts_micros"].(time.Time).Equal(at.Truncate(time.Microsecond)) {
-			t.Errorf("ts_micros %v, want %v", out.State["ts_micros"], at)
+		var back Everything
+		if err := schema.Decode(out.State, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !back.TSMicros.Equal(in.TSMicros) || !back.TSMillis.Equal(in.TSMillis) {
+			t.Errorf("ts_micros %v, ts_millis %v, want %v", back.TSMicros, back.TSMillis, at)
+		}
+	}
+
+	// A Go value that does not fit the schema is refused, naming the field.
+	bad := everything()
+	bad.E = "BLUE"
+	if _, err := schema.Encode(bad); err == nil || !strings.Contains(err.Error(), "snapshots: encode state test.Everything") || !strings.Contains(err.Error(), "BLUE") {
+		t.Errorf("enum symbol not in the schema: %v", err)
+	}
+	var wrong struct {
+		B string `avro:"b"`
+	}
+	if err := schema.Decode(s.State, &wrong); !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "decode state test.Everything: B: ") {
+		t.Errorf("Decode into a string for a boolean: %v", err)
+	}
+}
+
+// DecodeGeneric gives a union as its member's value, whatever the member:
+// arrays and maps as much as named types and primitives.
+func TestAvroDecodeGenericUnwrapsEveryUnion(t *testing.T) {
+	schema := mustParse(t, `{"type":"record","name":"U","namespace":"test","fields":[
+		{"name":"a","type":["null","string",{"type":"array","items":"int"}]},
+		{"name":"m","type":["null","string",{"type":"map","values":"long"}]},
+		{"name":"s","type":["null","string",{"type":"array","items":"int"}]}]}`)
+	b := mustState(t, schema, map[string]any{
+		"a": map[string]any{"array": []any{1, 2}},
+		"m": map[string]any{"map": map[string]any{"k": int64(3)}},
+		"s": map[string]any{"string": "x"},
+	})
+	got, err := schema.DecodeGeneric(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": []any{1, 2}, "m": map[string]any{"k": int64(3)}, "s": "x"}
+	for k, v := range want {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
 		}
 	}
 }
@@ -692,6 +913,12 @@ const listSchema = `{"type":"record","name":"Node","namespace":"test","fields":[
 
 const nullsSchema = `{"type":"record","name":"Nulls","namespace":"test","fields":[
 	{"name":"nulls","type":{"type":"array","items":"null"}}]}`
+
+// Node mirrors listSchema.
+type Node struct {
+	Value int32 `avro:"value"`
+	Next  *Node `avro:"next"`
+}
 
 func TestAvroDecodeLimits(t *testing.T) {
 	c := snapshots.NewAvroCodec()
@@ -715,10 +942,24 @@ func TestAvroDecodeLimits(t *testing.T) {
 		t.Errorf("list of 500: %v", err)
 	} else if _, err := c.Encode(s); err != nil {
 		t.Errorf("re-encoding a list of 500: %v", err)
+	} else {
+		var head Node
+		if err := c.Schema("List").Decode(s.State, &head); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for p := &head; p.Next != nil; p = p.Next {
+			n++
+		}
+		if n != 500 {
+			t.Errorf("list of %d", n)
+		}
 	}
-	_, err := c.Decode(list(5000))
-	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "nested deeper than 1000 levels") {
-		t.Errorf("list of 5000: %v", err)
+	for _, n := range []int{1000, 5000, 1 << 20} {
+		_, err := c.Decode(list(n))
+		if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "nested deeper than 1000") {
+			t.Errorf("list of %d: %v", n, err)
+		}
 	}
 
 	nulls := func(counts ...int64) []byte {
@@ -732,18 +973,57 @@ func TestAvroDecodeLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.State["nulls"].([]any)); n != 105 {
+	generic, err := c.Schema("Nulls").DecodeGeneric(s.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(generic["nulls"].([]any)); n != 105 {
 		t.Errorf("%d nulls, want 105", n)
 	}
-	for _, b := range [][]byte{nulls(math.MaxInt32, 0), nulls(1<<15, 1<<15, 1, 0), nulls(math.MaxInt64, 0)} {
+	for _, b := range [][]byte{nulls(math.MaxInt32, 0), nulls(1<<15, 1<<15, 1, 0), nulls(math.MaxInt64, 0), nulls(-math.MaxInt64, 0, 0)} {
 		_, err := c.Decode(b)
-		if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "state.nulls: more than 65536 items that take no bytes") {
+		if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "nulls: more than 65536 items that take no bytes") {
 			t.Errorf("error %v", err)
 		}
 	}
 	_, err = c.Decode(nulls(-1, 3, 0))
-	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "block size 3, 1 bytes left") {
+	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "block of 3 bytes with 1 bytes left") {
 		t.Errorf("bad block size: %v", err)
+	}
+	_, err = c.Decode(nulls(math.MinInt64, 0))
+	if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "block count -9223372036854775808") {
+		t.Errorf("block count MinInt64: %v", err)
+	}
+
+	// A block count of two billion items of a record that takes bytes is
+	// refused before anything is allocated for it: by the codec's check,
+	// and by hamba/avro's limits in StateSchema.Decode.
+	order := orderSchema
+	fp, _ := newOrderCodec(t).Fingerprint("Order")
+	for _, count := range []int64{2_000_000_000, math.MaxInt32, math.MaxInt64, -2_000_000_000} {
+		var items []byte
+		if count < 0 {
+			items = appendLong(appendLong(nil, count), 100)
+		} else {
+			items = appendLong(nil, count)
+		}
+		items = append(items, make([]byte, 64)...)
+		b := rawOrder(fp, items, nil)
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		before := m.TotalAlloc
+		_, err := newOrderCodec(t).Decode(b)
+		if !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "items: block of ") {
+			t.Errorf("count %d: %v", count, err)
+		}
+		var o OrderState
+		if err := order.Decode(b[len(envelope(fp, "Order")):], &o); !errors.Is(err, snapshots.ErrCorrupt) || !strings.Contains(err.Error(), "Items: ") {
+			t.Errorf("StateSchema.Decode, count %d: %v", count, err)
+		}
+		runtime.ReadMemStats(&m)
+		if alloc := m.TotalAlloc - before; alloc > 1<<20 {
+			t.Errorf("count %d: %d bytes allocated", count, alloc)
+		}
 	}
 }
 
@@ -755,7 +1035,7 @@ func TestAvroConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	v0 := orderSnapshot(t, orderWithItems(0))
-	v0.State = map[string]any{"order_id": v0.AggregateID, "customer_email": "a@b", "items": []any{}, "status": "new", "total_amount": 1}
+	v0.State = mustState(t, orderSchemaV0, OrderStateV0{OrderID: v0.AggregateID, CustomerEmail: "a@b", Items: []OrderItemV0{}, Status: "new", TotalAmount: 1})
 	bv0 := mustEncode(t, old, v0)
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -769,8 +1049,14 @@ func TestAvroConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := c.Decode(bv0); err != nil {
+				s, err := c.Decode(bv0)
+				if err != nil {
 					t.Error(err)
+					return
+				}
+				var o OrderState
+				if err := orderSchema.Decode(s.State, &o); err != nil || o.TotalAmount != 1 || o.CustomerID != nil {
+					t.Errorf("resolved state %+v, %v", o, err)
 					return
 				}
 				if _, err := c.Encode(orderSnapshot(t, orderWithItems(j%4))); err != nil {
@@ -788,12 +1074,21 @@ func TestAvroConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// BenchmarkAvroEncode measures what a snapshot of an Order of 200 items
+// costs to write: the state's encoding from the struct, then the snapshot's.
 func BenchmarkAvroEncode(b *testing.B) {
 	c := newOrderCodec(b)
-	s := orderSnapshot(b, orderWithItems(200))
+	o := orderWithItems(200)
+	s := orderSnapshot(b, o)
+	schema := c.Schema("Order")
 	b.ReportAllocs()
 	var n int
 	for b.Loop() {
+		state, err := schema.Encode(&o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.State = state
 		out, err := c.Encode(s)
 		if err != nil {
 			b.Fatal(err)
@@ -803,13 +1098,83 @@ func BenchmarkAvroEncode(b *testing.B) {
 	b.SetBytes(int64(n))
 }
 
+// BenchmarkAvroDecode measures what a snapshot of an Order of 200 items
+// costs to read: the snapshot's decoding, then the state's into the struct.
 func BenchmarkAvroDecode(b *testing.B) {
 	c := newOrderCodec(b)
 	enc := mustEncode(b, c, orderSnapshot(b, orderWithItems(200)))
+	schema := c.Schema("Order")
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Decode(enc); err != nil {
+		s, err := c.Decode(enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var o OrderState
+		if err := schema.Decode(s.State, &o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAvroEncodeState and BenchmarkAvroDecodeState measure the state
+// of an Order of 200 items alone, with StateSchema.
+func BenchmarkAvroEncodeState(b *testing.B) {
+	o := orderWithItems(200)
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		state, err := orderSchema.Encode(&o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(state)
+	}
+	b.SetBytes(int64(n))
+}
+
+func BenchmarkAvroDecodeState(b *testing.B) {
+	state := mustState(b, orderSchema, orderWithItems(200))
+	b.SetBytes(int64(len(state)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var o OrderState
+		if err := orderSchema.Decode(state, &o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAvroDecodeOlder measures the read of a snapshot of an Order of
+// 200 items written with an older state schema: resolution and re-encoding
+// in the current one, then the state's decoding into the struct.
+func BenchmarkAvroDecodeOlder(b *testing.B) {
+	old := snapshots.NewAvroCodec()
+	if err := old.Register("Order", orderStateV0); err != nil {
+		b.Fatal(err)
+	}
+	o := orderWithItems(200)
+	v0 := OrderStateV0{OrderID: o.OrderID, CustomerEmail: o.CustomerEmail, Status: o.Status, TotalAmount: float32(o.TotalAmount)}
+	for _, it := range o.Items {
+		v0.Items = append(v0.Items, OrderItemV0{ProductID: it.ProductID, ProductName: it.ProductName, Quantity: it.Quantity, UnitPrice: float32(it.UnitPrice)})
+	}
+	s := orderSnapshot(b, o)
+	s.State = mustState(b, orderSchemaV0, v0)
+	enc := mustEncode(b, old, s)
+	c := newOrderCodec(b)
+	if err := c.RegisterWriter("Order", orderStateV0); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := c.Decode(enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var o OrderState
+		if err := orderSchema.Decode(s.State, &o); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -828,7 +1193,8 @@ func ExampleAvroCodec() {
 		Status:        "placed",
 		TotalAmount:   7,
 	}
-	state, err := snapshots.Marshal(order)
+	schema := codec.Schema("Order")
+	state, err := schema.Encode(order)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -856,7 +1222,7 @@ func ExampleAvroCodec() {
 		return
 	}
 	var back OrderState
-	if err := snapshots.Unmarshal(s.State, &back); err != nil {
+	if err := schema.Decode(s.State, &back); err != nil {
 		fmt.Println(err)
 		return
 	}

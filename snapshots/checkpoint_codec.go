@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/hamba/avro/v2"
 	"github.com/snaplog/snaplog/schemas"
 )
 
@@ -73,14 +74,6 @@ func (c Checkpoint) Unborn(id uuid.UUID, getErr error) bool {
 	return c.Covers(id) && errors.Is(getErr, ErrNotFound) && !errors.Is(getErr, ErrDeleted)
 }
 
-func uuidStrings(ids []uuid.UUID) []any {
-	out := make([]any, len(ids))
-	for i, id := range ids {
-		out[i] = id.String()
-	}
-	return out
-}
-
 func (c Checkpoint) String() string {
 	return fmt.Sprintf("checkpoint %s/%d@%d by %s", c.EventsTopic, c.EventsPartition, c.Offset, c.Owner)
 }
@@ -96,19 +89,38 @@ func (c Checkpoint) validate() error {
 	if c.Offset < 0 {
 		errs = append(errs, fmt.Errorf("offset %d is negative", c.Offset))
 	}
+	if err := microsRange(c.WrittenAt); err != nil {
+		errs = append(errs, fmt.Errorf("written at: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
+// checkpointRecord is record snaplog.Checkpoint of schemas/checkpoint.avsc.
+type checkpointRecord struct {
+	EventsTopic     string    `avro:"events_topic"`
+	EventsPartition int32     `avro:"events_partition"`
+	Offset          int64     `avro:"offset"`
+	Owner           string    `avro:"owner"`
+	Unsnapshotted   []string  `avro:"unsnapshotted"`
+	WrittenAt       time.Time `avro:"written_at"`
+}
+
+type checkpointSchema struct {
+	schema avro.Schema
+	min    map[avro.Schema]int
+	header [headerLen]byte
+	fp     uint64
+}
+
 // checkpointCodec is the compiled schemas/checkpoint.avsc.
-var checkpointCodec = sync.OnceValues(func() (*writer, error) {
-	root, err := parseSchema(schemas.Checkpoint())
+var checkpointCodec = sync.OnceValues(func() (*checkpointSchema, error) {
+	s, err := parseAvro(schemas.Checkpoint(), "")
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	w, err := compileSchema(schemas.Checkpoint(), root)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint schema: %w", err)
-	}
+	w := &checkpointSchema{schema: s, min: minSizes(s), fp: rabin64([]byte(canonical(s)))}
+	w.header[0], w.header[1] = marker0, marker1
+	binary.LittleEndian.PutUint64(w.header[2:], w.fp)
 	return w, nil
 })
 
@@ -125,25 +137,22 @@ func EncodeCheckpoint(c Checkpoint) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshots: encode %s: %w", c, err)
 	}
-	native, err := w.root.toNative(map[string]any{
-		"events_topic":     c.EventsTopic,
-		"events_partition": c.EventsPartition,
-		"offset":           c.Offset,
-		"owner":            c.Owner,
-		"unsnapshotted":    uuidStrings(c.Unsnapshotted),
-		"written_at":       c.WrittenAt,
-	})
-	if err != nil {
-		where, cause := splitPath(err, "")
-		return nil, fmt.Errorf("snapshots: encode %s: %s: %w", c, where, cause)
+	rec := checkpointRecord{
+		EventsTopic:     c.EventsTopic,
+		EventsPartition: c.EventsPartition,
+		Offset:          c.Offset,
+		Owner:           c.Owner,
+		Unsnapshotted:   make([]string, len(c.Unsnapshotted)),
+		WrittenAt:       c.WrittenAt,
 	}
-	buf := make([]byte, headerLen, 64+len(c.EventsTopic)+len(c.Owner))
-	copy(buf, w.header[:])
-	buf, err = binaryFromNative(w.codec, buf, native)
+	for i, id := range c.Unsnapshotted {
+		rec.Unsnapshotted[i] = id.String()
+	}
+	body, err := avroAPI.Marshal(w.schema, rec)
 	if err != nil {
 		return nil, fmt.Errorf("snapshots: encode %s: %w", c, err)
 	}
-	return buf, nil
+	return append(w.header[:], body...), nil
 }
 
 // DecodeCheckpoint reads a checkpoint written by EncodeCheckpoint. It checks
@@ -165,38 +174,24 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 	}
 	if !bytes.Equal(b[2:headerLen], w.header[2:]) {
 		return bad(fmt.Errorf("writer schema fingerprint %#016x, want %#016x (schemas/checkpoint.avsc)",
-			binary.LittleEndian.Uint64(b[2:headerLen]), w.fingerprint))
+			binary.LittleEndian.Uint64(b[2:headerLen]), w.fp))
 	}
 	body := b[headerLen:]
-	r := reader{buf: body, zero: maxZeroSizeItems}
-	if err := r.walk(w.root, 1); err != nil {
+	if err := checkAgainst(w.schema, w.min, body); err != nil {
 		return bad(err)
 	}
-	if len(r.buf) > 0 {
-		return bad(fmt.Errorf("%d trailing bytes after the record", len(r.buf)))
-	}
-	native, _, err := nativeFromBinary(w.codec, body)
-	if err != nil {
+	var rec checkpointRecord
+	if err := avroAPI.Unmarshal(w.schema, body, &rec); err != nil {
 		return bad(err)
 	}
-	plain, err := w.root.fromNative(native)
-	if err != nil {
-		return bad(err)
+	c := Checkpoint{
+		EventsTopic:     rec.EventsTopic,
+		EventsPartition: rec.EventsPartition,
+		Offset:          rec.Offset,
+		Owner:           rec.Owner,
+		WrittenAt:       rec.WrittenAt.UTC(),
 	}
-	rec, _ := plain.(map[string]any)
-	var c Checkpoint
-	var ok [5]bool
-	c.EventsTopic, ok[0] = rec["events_topic"].(string)
-	c.EventsPartition, ok[1] = rec["events_partition"].(int32)
-	c.Offset, ok[2] = rec["offset"].(int64)
-	c.Owner, ok[3] = rec["owner"].(string)
-	c.WrittenAt, ok[4] = rec["written_at"].(time.Time)
-	if ok != [5]bool{true, true, true, true, true} {
-		return bad(errors.New("fields of unexpected types"))
-	}
-	ids, _ := rec["unsnapshotted"].([]any)
-	for _, v := range ids {
-		str, _ := v.(string)
+	for _, str := range rec.Unsnapshotted {
 		id, err := uuid.Parse(str)
 		if err != nil {
 			return bad(fmt.Errorf("unsnapshotted aggregate %q: %w", str, err))

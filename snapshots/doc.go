@@ -11,10 +11,13 @@
 // an aggregate has no events before a checkpoint only by
 // [Checkpoint.Unborn].
 //
-// The state of a snapshot is a generic record (map[string]any of plain Go
-// values, see [Snapshot.State]), so that one store serves every aggregate
-// type and encodings such as Avro can write it as a real record. [Marshal]
-// and [Unmarshal] turn a Go struct into such a record and back, guided by
+// The state of a snapshot is the state's Avro binary encoding
+// ([Snapshot.State]), in the current state schema of its aggregate type:
+// one store serves every aggregate type, the in-memory store keeps the
+// bytes as they are, and the Kafka store writes them as the envelope's last
+// field. [StateSchema] compiles an aggregate type's state schema (the one
+// on its aggregate.Type, the type's one registration) and turns Go values
+// into those bytes and back with github.com/hamba/avro/v2, guided by
 // `avro:"name"` struct tags.
 //
 // [Memory] is the in-process store, the embedded default. [AvroCodec] encodes
@@ -23,10 +26,11 @@
 // The writer schema of an aggregate type is the envelope schemas/snapshot.avsc
 // with the type's state schema in place of its placeholder state record, and
 // each record carries the CRC-64-AVRO fingerprint of that schema's Parsing
-// Canonical Form ([Fingerprint]), so that any Avro implementation can read
-// it. Decode refuses anything else with an error wrapping [ErrCorrupt]. An
-// AvroCodec is safe for concurrent use; Marshal, Unmarshal and FieldNames
-// may be called from any goroutine.
+// Canonical Form ([Fingerprint]; hamba/avro's own keeps logicalType, so
+// snaplog computes the one Java's SchemaNormalization does), so that any
+// Avro implementation can read it. Decode refuses anything else with an
+// error wrapping [ErrCorrupt]. An AvroCodec and a StateSchema are safe for
+// concurrent use.
 //
 // The conformance suite in snapshots/snapshotstest states the Store contract
 // as tests that every implementation passes.

@@ -8,17 +8,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/linkedin/goavro/v2"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
 // TestJavaReadsSnapshots checks that the Apache Avro Java library reads what
 // AvroCodec and EncodeCheckpoint write, with nothing but the .avsc files of
-// package schemas: it writes Order snapshots and a checkpoint, each with
+// package schemas: it writes Order snapshots (which goavro reads too, with
+// the composed writer schema) and a checkpoint, each with
 // its expected field values, and runs the Maven project interop/java on
 // them (see SnapshotInteropTest there). The first run downloads Avro and
 // JUnit from Maven Central into ~/.m2; later runs take seconds.
@@ -76,7 +79,9 @@ func TestJavaReadsSnapshots(t *testing.T) {
 		} else {
 			side["schema"], side["state_schema"] = "snapshot.avsc", "order_state.avsc"
 		}
-		writeInteropValue(t, dir, o.name, mustEncode(t, c, s), side)
+		value := mustEncode(t, c, s)
+		goavroReads(t, c, value, side["expected"].(map[string]any))
+		writeInteropValue(t, dir, o.name, value, side)
 	}
 	withUnsnapshotted := testCheckpoint
 	withUnsnapshotted.Unsnapshotted = []uuid.UUID{uuid.MustParse("7d444840-9dc0-11d1-b245-5ffdce74fad2")}
@@ -134,6 +139,47 @@ func TestJavaReadsSnapshots(t *testing.T) {
 		t.Fatalf("Surefire ran %d tests (%d failed, %d errors, %d skipped), want %d passed", suite.Tests, suite.Failures, suite.Errors, suite.Skipped, values)
 	}
 	t.Logf("Apache Avro (Java) read %d values in %s", values, time.Since(start).Round(time.Millisecond))
+}
+
+// goavroReads checks that goavro, an Avro implementation independent of
+// hamba/avro, reads a snapshot's body with the composed writer schema alone
+// and finds the expected values.
+func goavroReads(t *testing.T, c *snapshots.AvroCodec, value []byte, expected map[string]any) {
+	t.Helper()
+	text, _ := c.WriterSchema("Order")
+	codec, err := goavro.NewCodec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, rest, err := codec.NativeFromBinary(value[10:])
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("goavro: %v, %d bytes left", err, len(rest))
+	}
+	// Compare as JSON values: goavro's unions are {"member": value}, its
+	// timestamps time.Time.
+	rec := native.(map[string]any)
+	rec["created_at"] = rec["created_at"].(time.Time).UnixMicro()
+	state := rec["state"].(map[string]any)
+	if u, ok := state["customer_id"].(map[string]any); ok {
+		state["customer_id"] = u["string"]
+	}
+	got, want := jsonValue(t, rec), jsonValue(t, expected)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("goavro reads\n %v\nwant %v", got, want)
+	}
+}
+
+func jsonValue(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // interopOrderState is the state record of an Order as JSON values, built

@@ -256,19 +256,21 @@ func WithUnsafeTopicSettings(settings ...string) KafkaOption {
 	})
 }
 
-// WithKafkaLogger sets the store's logger. Default: nothing is logged.
-func WithKafkaLogger(l *slog.Logger) KafkaOption {
+// WithLogger sets the store's logger. Default: nothing is logged.
+func WithLogger(l *slog.Logger) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) {
 		if l == nil {
-			c.errs = append(c.errs, errors.New("WithKafkaLogger: nil logger"))
+			c.errs = append(c.errs, errors.New("WithLogger: nil logger"))
 		}
 		c.logger = l
 	})
 }
 
-// NewKafka returns a Kafka store that encodes with codec, on which every
-// aggregate type the store will see is registered. It validates every
-// option and reports all problems at once; it does no I/O.
+// NewKafka returns a Kafka store that encodes with codec. A nil codec is a
+// new one: the repositories and snapshotters given the store register their
+// aggregate types' schemas on it (Register), so that a type's schema is
+// given once, on its aggregate.Type. It validates every option and reports
+// all problems at once; it does no I/O.
 func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 	c := kafkaConfig{
 		prefix:      DefaultTopicPrefix,
@@ -289,7 +291,7 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 		o.applyKafka(&c)
 	}
 	if codec == nil {
-		c.errs = append(c.errs, errors.New("nil codec"))
+		codec = NewAvroCodec()
 	}
 	if len(c.clientOpts) == 0 {
 		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
@@ -333,14 +335,25 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 	}, nil
 }
 
+// Register registers an aggregate type's state schemas on the store's codec
+// (AvroCodec.Register). It implements SchemaRegistrar.
+func (k *Kafka) Register(aggregateType, stateSchema string, olderStateSchemas ...string) error {
+	return k.codec.Register(aggregateType, stateSchema, olderStateSchemas...)
+}
+
+// Schema returns the current state schema of an aggregate type registered
+// on the store's codec, or nil.
+func (k *Kafka) Schema(aggregateType string) *StateSchema { return k.codec.Schema(aggregateType) }
+
 // Close stops tailing and closes the store's client. It is idempotent.
-func (k *Kafka) Close() {
+func (k *Kafka) Close() error {
 	k.closeOnce.Do(func() {
 		k.cancel()
 		k.wg.Wait()
 		k.poll.Client.Close()
 		k.cl.Close()
 	})
+	return nil
 }
 
 // Topic returns the name of an aggregate type's snapshot topic.

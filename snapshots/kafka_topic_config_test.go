@@ -133,7 +133,7 @@ func TestKafkaCreatesTopicsWithDefaultReplication(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(s.Close)
+			t.Cleanup(func() { s.Close() })
 			if err := ensureAccount(t, s); err != nil {
 				t.Fatal(err)
 			}

@@ -25,11 +25,20 @@ func BenchmarkViewMemory(b *testing.B) {
 		{"name":"owner","type":"string"},{"name":"balance","type":"long"},{"name":"ops","type":"long"}]}`); err != nil {
 		b.Fatal(err)
 	}
+	type account struct {
+		Owner   string `avro:"owner"`
+		Balance int64  `avro:"balance"`
+		Ops     int64  `avro:"ops"`
+	}
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		id := uuid.New()
+		state, err := codec.Schema("Account").Encode(account{Owner: "ada", Balance: int64(i), Ops: int64(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
 		v, err := codec.Encode(Snapshot{AggregateID: id, AggregateType: "Account", Version: int64(i + 1), SchemaVersion: 1,
-			CreatedAt: time.Now(), Position: log.Position{Offset: int64(i)}, State: map[string]any{"owner": "ada", "balance": int64(i), "ops": int64(i)}})
+			CreatedAt: time.Now(), Position: log.Position{Offset: int64(i)}, State: state})
 		if err != nil {
 			b.Fatal(err)
 		}

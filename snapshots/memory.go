@@ -1,6 +1,7 @@
 package snapshots
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -40,7 +41,7 @@ func (s *Memory) Get(ctx context.Context, aggregateType string, aggregateID uuid
 	if !ok {
 		return Snapshot{}, fmt.Errorf("%w: %s %s", ErrNotFound, aggregateType, aggregateID)
 	}
-	snap.State = CloneRecord(snap.State)
+	snap.State = bytes.Clone(snap.State)
 	return snap, nil
 }
 
@@ -52,7 +53,7 @@ func (s *Memory) Put(ctx context.Context, snap Snapshot) error {
 	if err := snap.Validate(); err != nil {
 		return err
 	}
-	snap.State = CloneRecord(snap.State)
+	snap.State = bytes.Clone(snap.State)
 	k := memKey{snap.AggregateType, snap.AggregateID}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,34 +83,4 @@ func (s *Memory) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.m)
-}
-
-// CloneRecord returns a deep copy of a record: maps, slices and byte slices
-// are copied, other values are shared (they are immutable).
-func CloneRecord(r map[string]any) map[string]any {
-	if r == nil {
-		return nil
-	}
-	c := make(map[string]any, len(r))
-	for k, v := range r {
-		c[k] = cloneValue(v)
-	}
-	return c
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return CloneRecord(v)
-	case []any:
-		c := make([]any, len(v))
-		for i, e := range v {
-			c[i] = cloneValue(e)
-		}
-		return c
-	case []byte:
-		return append([]byte(nil), v...)
-	default:
-		return v
-	}
 }

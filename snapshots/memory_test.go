@@ -7,11 +7,20 @@ import (
 	"github.com/snaplog/snaplog/snapshots/snapshotstest"
 )
 
-func countState(n int64) map[string]any {
-	return map[string]any{"owner": "ada", "balance": n, "ops": n}
+// countState is an Account state that holds n, encoded in accountSchema.
+func countState(n int64) []byte {
+	return must(accountState.Encode(Account{Owner: "ada", Balance: n, Ops: n}))
 }
 
-func stateCount(s map[string]any) int64 { n, _ := s["ops"].(int64); return n }
+// stateCount reads back the n of countState, or -1 from bytes that are not
+// an Account state.
+func stateCount(b []byte) int64 {
+	var a Account
+	if err := accountState.Decode(b, &a); err != nil {
+		return -1
+	}
+	return a.Ops
+}
 
 func TestMemoryConformance(t *testing.T) {
 	snapshotstest.Run(t, func(t *testing.T) snapshotstest.Harness {

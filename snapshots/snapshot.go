@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,10 +49,11 @@ type Snapshot struct {
 	// load that starts reading after Position needs it to apply the winner
 	// rule to the rest of that save, if it has more events.
 	Save uuid.UUID
-	// State is the aggregate state as a record: field names to plain Go
-	// values (string, bool, int32, int64, float32, float64, []byte,
-	// time.Time, nil, []any and map[string]any of these). See Marshal.
-	State map[string]any
+	// State is the aggregate state in Avro binary encoding, in the current
+	// state schema of its aggregate type (see StateSchema): the bytes the
+	// envelope's last field holds in the snapshot's topic record, and what
+	// the repository decodes into the state.
+	State []byte
 }
 
 // ErrUnconfirmed is reported (through errors.Is) by Confirm for a snapshot
@@ -87,6 +89,17 @@ func (s Snapshot) Confirm(e log.Event) error {
 	return fmt.Errorf("%w: %s: %s", ErrUnconfirmed, s, why)
 }
 
+// microsRange reports a time that Avro's timestamp-micros (an int64 of
+// microseconds since the Unix epoch) cannot hold.
+func microsRange(t time.Time) error {
+	if t.Before(minMicros) || t.After(maxMicros) {
+		return fmt.Errorf("%s is out of the range of a timestamp-micros", t)
+	}
+	return nil
+}
+
+var minMicros, maxMicros = time.UnixMicro(math.MinInt64), time.UnixMicro(math.MaxInt64)
+
 func (s Snapshot) String() string {
 	return fmt.Sprintf("%s %s v%d (schema %d, at %s)", s.AggregateType, s.AggregateID, s.Version, s.SchemaVersion, s.Position)
 }
@@ -106,6 +119,15 @@ type Store interface {
 	// Delete removes the aggregate's snapshot; deleting a missing one is not
 	// an error.
 	Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error
+}
+
+// SchemaRegistrar is implemented by stores that encode snapshots and so
+// must know each aggregate type's state schema ([Kafka]). A repository
+// registers its type's schemas with its store, and the snapshotter its
+// types', so that an aggregate type is registered once, on its
+// aggregate.Type. Register is AvroCodec.Register.
+type SchemaRegistrar interface {
+	Register(aggregateType, stateSchema string, olderStateSchemas ...string) error
 }
 
 // CheckpointReader is implemented by stores that keep the snapshotter's
@@ -130,8 +152,11 @@ func (s Snapshot) Validate() error {
 	if s.Version <= 0 {
 		errs = append(errs, fmt.Errorf("version %d is not positive", s.Version))
 	}
-	if s.SchemaVersion <= 0 {
-		errs = append(errs, fmt.Errorf("schema version %d is not positive", s.SchemaVersion))
+	if s.SchemaVersion <= 0 || s.SchemaVersion > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("schema version %d is not a positive Avro int", s.SchemaVersion))
+	}
+	if err := microsRange(s.CreatedAt); err != nil {
+		errs = append(errs, fmt.Errorf("created at: %w", err))
 	}
 	if s.Position.Offset < 0 {
 		errs = append(errs, fmt.Errorf("position %s has no offset", s.Position))

@@ -221,7 +221,7 @@ func BenchmarkReady(b *testing.B) {
 		id := uuid.New()
 		p := log.Partition(id, e.partitions)
 		v, err := codec.Encode(snapshots.Snapshot{AggregateID: id, AggregateType: "Account", Version: 1, SchemaVersion: 1, CreatedAt: time.Now(),
-			Position: log.Position{Partition: p, Offset: 0}, State: map[string]any{"balance": int64(i), "ops": int64(1)}})
+			Position: log.Position{Partition: p, Offset: 0}, State: accountState(b, Account{Balance: int64(i), Ops: 1})})
 		if err != nil {
 			b.Fatal(err)
 		}

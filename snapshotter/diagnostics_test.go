@@ -59,7 +59,7 @@ func TestUnreachableClusterIsReported(t *testing.T) {
 		{silent.Addr().String(), "kafka does not answer", 25 * time.Second},
 	} {
 		var logs syncBuffer
-		s, err := snapshotter.New("diag", []snapshotter.Type{snapshotter.Register(accountType(t), accountSchema)},
+		s, err := snapshotter.New("diag", []snapshotter.Type{snapshotter.Register(accountType(t))},
 			snapshotter.KafkaClient(kgo.SeedBrokers(tt.addr)), snapshotter.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/examples/order"
-	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshotter"
 )
 
@@ -22,7 +21,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	s, err := snapshotter.New("orders-snapshotter",
-		[]snapshotter.Type{snapshotter.Register(orders, schemas.OrderState())},
+		[]snapshotter.Type{snapshotter.Register(orders)},
 		snapshotter.KafkaClient(kgo.SeedBrokers("127.0.0.1:9092")),
 		snapshotter.WithThreshold(100))
 	if err != nil {

@@ -92,7 +92,7 @@ func wantRefused(t *testing.T, err error, topic string) {
 }
 
 func TestWithPlacementIsValidated(t *testing.T) {
-	_, err := snapshotter.New("g", []snapshotter.Type{snapshotter.Register(accountType(t), accountSchema)},
+	_, err := snapshotter.New("g", []snapshotter.Type{snapshotter.Register(accountType(t))},
 		snapshotter.KafkaClient(kgo.SeedBrokers("127.0.0.1:1")), snapshotter.WithPlacement("", 0))
 	if err == nil || !strings.Contains(err.Error(), "WithPlacement") {
 		t.Fatalf("New: %v", err)

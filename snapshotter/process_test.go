@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 func runChild(group string) int {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	var t testing.T // accountType only reports registry errors, which do not happen
-	s, err := snapshotter.New(group, []snapshotter.Type{snapshotter.Register(accountType(&t), accountSchema)},
+	s, err := snapshotter.New(group, []snapshotter.Type{snapshotter.Register(accountType(&t))},
 		snapshotter.KafkaClient(kgo.SeedBrokers(strings.Split(os.Getenv(kafkatest.EnvBrokers), ",")...),
 			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(10*time.Second)),
 		snapshotter.WithEventsTopicPrefix(os.Getenv(childEvents)), snapshotter.WithSnapshotsTopicPrefix(os.Getenv(childSnaps)),

@@ -127,14 +127,13 @@ func New(group string, types []Type, opts ...Option) (*Snapshotter, error) {
 			errs = append(errs, fmt.Errorf("aggregate type %q registered twice", spec.name))
 			continue
 		}
-		if err := s.codec.Register(spec.name, spec.stateSchema); err != nil {
-			errs = append(errs, fmt.Errorf("aggregate type %q: %w", spec.name, err))
+		if spec.err != nil {
+			errs = append(errs, fmt.Errorf("aggregate type %q: state schema: %w", spec.name, spec.err))
 			continue
 		}
-		for _, older := range spec.olderSchemas {
-			if err := s.codec.RegisterWriter(spec.name, older); err != nil {
-				errs = append(errs, fmt.Errorf("aggregate type %q: older schema: %w", spec.name, err))
-			}
+		if err := s.codec.Register(spec.name, spec.stateSchema, spec.olderSchemas...); err != nil {
+			errs = append(errs, fmt.Errorf("aggregate type %q: %w", spec.name, err))
+			continue
 		}
 		s.types[spec.name] = spec
 		s.byTopic[cfg.eventPrefix+spec.name] = spec
@@ -173,7 +172,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	}
 	storeOpts := []snapshots.KafkaOption{snapshots.KafkaClient(s.cfg.clientOpts...),
 		snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
-		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithKafkaLogger(s.cfg.logger)}
+		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithLogger(s.cfg.logger)}
 	if s.cfg.replication != 0 {
 		storeOpts = append(storeOpts, snapshots.WithReplicationFactor(s.cfg.replication))
 	}
@@ -184,7 +183,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	defer store.Close()
 	s.store = store
 	events, err := log.NewKafka(append(s.cfg.placementOptions(), log.KafkaClient(s.cfg.clientOpts...), log.WithTopicPrefix(s.cfg.eventPrefix),
-		log.WithAutoCreateTopics(false), log.WithKafkaLogger(s.cfg.logger))...)
+		log.WithAutoCreateTopics(false), log.WithLogger(s.cfg.logger))...)
 	if err != nil {
 		return fmt.Errorf("snapshotter: %w", err)
 	}
@@ -504,7 +503,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 		err = errors.New("listed as unsnapshotted by the last checkpoint")
 	}
 	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
-		if state, rerr := st.typ.fromRecord(snap.State); rerr == nil {
+		if state, rerr := st.typ.decode(snap.State); rerr == nil {
 			// Only a snapshot whose last event the log holds where it says
 			// (Snapshot.Confirm, the rule loads apply too): a forged or
 			// foreign snapshot is rebuilt from the log, and replaced by
@@ -636,9 +635,9 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 			if !a.dirty() {
 				return
 			}
-			rec, err := st.typ.toRecord(a.state)
+			rec, err := st.typ.encode(a.state)
 			if err != nil {
-				a.failed = fmt.Errorf("state to record: %w", err)
+				a.failed = fmt.Errorf("encode state: %w", err)
 				s.stats.applyFailures.Add(1)
 				s.cfg.logger.Error("state not snapshotted", slog.String("topic", st.topic), slog.Int("partition", int(st.p)),
 					slog.String("aggregate_id", id.String()), slog.Any("error", err))

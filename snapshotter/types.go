@@ -1,6 +1,7 @@
 package snapshotter
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -29,10 +30,11 @@ type typeSpec struct {
 	stateSchema   string
 	olderSchemas  []string
 
-	initial    func(id uuid.UUID) any
-	apply      func(state any, e log.Event) (any, error)
-	toRecord   func(state any) (map[string]any, error)
-	fromRecord func(rec map[string]any) (any, error)
+	initial func(id uuid.UUID) any
+	apply   func(state any, e log.Event) (any, error)
+	encode  func(state any) ([]byte, error)
+	decode  func(b []byte) (any, error)
+	err     error // what is wrong with the type's state schema
 }
 
 func (t *typeSpec) spec() *typeSpec             { return t }
@@ -42,13 +44,12 @@ func (t *typeSpec) OlderStateSchemas() []string { return append([]string(nil), t
 
 // Register makes an aggregate type known to the snapshotter: typ is the same
 // aggregate.Type the application's repository uses (its apply function,
-// registry and schema version), stateSchema the Avro schema of its state
-// (the record the repository's snapshots hold), and olderStateSchemas the
-// earlier state schemas whose snapshots may still be in the topic.
-func Register[S any](typ aggregate.Type[S], stateSchema string, olderStateSchemas ...string) Type {
-	codec := typ.State
-	if codec == nil {
-		codec = structState[S]{}
+// registry, schema version and state schemas: the snapshots the
+// snapshotter writes are the ones the repository reads).
+func Register[S any](typ aggregate.Type[S]) Type {
+	state, err := snapshots.ParseStateSchema(typ.StateSchema)
+	if typ.StateSchema == "" {
+		err = errors.New("no StateSchema")
 	}
 	sv := typ.SchemaVersion
 	if sv == 0 {
@@ -57,8 +58,9 @@ func Register[S any](typ aggregate.Type[S], stateSchema string, olderStateSchema
 	return &typeSpec{
 		name:          typ.Name,
 		schemaVersion: sv,
-		stateSchema:   stateSchema,
-		olderSchemas:  olderStateSchemas,
+		stateSchema:   typ.StateSchema,
+		olderSchemas:  typ.OlderStateSchemas,
+		err:           err,
 		initial: func(id uuid.UUID) any {
 			if typ.Init == nil {
 				var zero S
@@ -79,20 +81,11 @@ func Register[S any](typ aggregate.Type[S], stateSchema string, olderStateSchema
 				Version: le.AggregateVersion, OccurredAt: le.OccurredAt, Metadata: le.Metadata, Event: ev, Position: le.Position,
 			})
 		},
-		toRecord: func(state any) (map[string]any, error) { return codec.ToRecord(state.(S)) },
-		fromRecord: func(rec map[string]any) (any, error) {
-			s, err := codec.FromRecord(rec)
-			return s, err
+		encode: func(v any) ([]byte, error) { return state.Encode(v.(S)) },
+		decode: func(b []byte) (any, error) {
+			var v S
+			err := state.Decode(b, &v)
+			return v, err
 		},
 	}
-}
-
-type structState[S any] struct{}
-
-func (structState[S]) ToRecord(s S) (map[string]any, error) { return snapshots.Marshal(s) }
-
-func (structState[S]) FromRecord(r map[string]any) (S, error) {
-	var s S
-	err := snapshots.Unmarshal(r, &s)
-	return s, err
 }

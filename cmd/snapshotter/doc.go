@@ -122,12 +122,13 @@
 // main registers the example Order aggregate type. A sidecar of another
 // domain copies this directory and, in main, registers its own types with
 // snapshotter.Register (the aggregate.Type values its applications'
-// repositories use, with their Avro state schemas, current then older) and
-// passes them to run; inspect decodes snapshots with those schemas:
+// repositories use, which carry their Avro state schemas, current and
+// older) and passes them to run; inspect decodes snapshots with those
+// schemas:
 //
 //	types := []snapshotter.Type{
-//		snapshotter.Register(accountType, accountSchema),
-//		snapshotter.Register(orderType, orderSchemaV2, orderSchemaV1),
+//		snapshotter.Register(accountType),
+//		snapshotter.Register(orderType),
 //	}
 //	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, types))
 //

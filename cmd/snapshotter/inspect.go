@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,7 +37,7 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		snapshots.KafkaClient(kgo.SeedBrokers(cfg.Brokers...)),
 		snapshots.WithTopicPrefix(cfg.SnapshotsPrefix),
 		snapshots.WithEventsTopicPrefix(cfg.EventsPrefix),
-		snapshots.WithKafkaLogger(logger),
+		snapshots.WithLogger(logger),
 	)
 	if err != nil {
 		return fail(err)
@@ -59,8 +58,12 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 	if cpErr != nil && !errors.Is(cpErr, snapshots.ErrNotFound) {
 		return fail(cpErr)
 	}
+	state, err := codec.Schema(t.Name()).DecodeGeneric(snap.State)
+	if err != nil {
+		return fail(err)
+	}
 	var b strings.Builder
-	writeSnapshot(&b, snap, stateOrder(codec, t))
+	writeSnapshot(&b, snap, state, stateOrder(codec, t))
 	writeCheckpoint(&b, snap, cp, cpErr == nil, cfg.EventsPrefix+t.Name())
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return fail(err)
@@ -71,7 +74,7 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 // writeSnapshot writes a snapshot as the seed's inspection example does:
 // the details, then each state field, lists as "[n items]" with their first
 // two items.
-func writeSnapshot(w io.Writer, snap snapshots.Snapshot, order fieldOrder) {
+func writeSnapshot(w io.Writer, snap snapshots.Snapshot, state map[string]any, order fieldOrder) {
 	fmt.Fprintf(w, "Snapshot Details:\n")
 	fmt.Fprintf(w, "  Aggregate ID: %s\n", snap.AggregateID)
 	fmt.Fprintf(w, "  Aggregate Type: %s\n", snap.AggregateType)
@@ -79,8 +82,8 @@ func writeSnapshot(w io.Writer, snap snapshots.Snapshot, order fieldOrder) {
 	fmt.Fprintf(w, "  Schema Version: %d\n", snap.SchemaVersion)
 	fmt.Fprintf(w, "  Created At: %s\n", pyfmt.Time(snap.CreatedAt))
 	fmt.Fprintf(w, "\nSnapshot State:\n")
-	for _, k := range pyfmt.OrderedKeys(snap.State, order.fields) {
-		v := snap.State[k]
+	for _, k := range pyfmt.OrderedKeys(state, order.fields) {
+		v := state[k]
 		list, ok := v.([]any)
 		if !ok {
 			fmt.Fprintf(w, "  %s: %s\n", k, pyfmt.Str(v))
@@ -130,131 +133,9 @@ type fieldOrder struct {
 
 // stateOrder reads the field order of t's state schema.
 func stateOrder(codec *snapshots.AvroCodec, t snapshotter.Type) fieldOrder {
-	o := fieldOrder{fields: codec.StateFields(t.Name()), items: make(map[string][]string)}
-	var root avroType
-	if json.Unmarshal([]byte(t.StateSchema()), &root) != nil {
-		return o
+	schema := codec.Schema(t.Name())
+	if schema == nil {
+		return fieldOrder{}
 	}
-	named := make(map[string][]string)
-	collectRecords(root, "", named)
-	for _, f := range root.Fields {
-		if fields := recordFields(f.Type, named); fields != nil {
-			o.items[f.Name] = fields
-		}
-	}
-	return o
-}
-
-// avroType is the part of an Avro schema that stateOrder reads. A type is a
-// name (string), a union (array) or a complex type (object); Raw keeps it
-// as written.
-type avroType struct {
-	Raw       json.RawMessage
-	Type      json.RawMessage `json:"type"`
-	Name      string          `json:"name"`
-	Namespace string          `json:"namespace"`
-	Fields    []struct {
-		Name string          `json:"name"`
-		Type json.RawMessage `json:"type"`
-	} `json:"fields"`
-	Items  json.RawMessage `json:"items"`
-	Values json.RawMessage `json:"values"`
-}
-
-func (a *avroType) UnmarshalJSON(b []byte) error {
-	a.Raw = append(json.RawMessage(nil), b...)
-	if len(b) == 0 || b[0] != '{' {
-		return nil
-	}
-	type plain avroType
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	p.Raw = a.Raw
-	*a = avroType(p)
-	return nil
-}
-
-// collectRecords records the field names of every record defined in t, by
-// name and full name.
-func collectRecords(t avroType, namespace string, named map[string][]string) {
-	var kind string
-	if json.Unmarshal(t.Type, &kind) != nil {
-		kind = ""
-	}
-	if t.Namespace != "" {
-		namespace = t.Namespace
-	}
-	children := []json.RawMessage{t.Items, t.Values}
-	if kind == "record" {
-		fields := make([]string, len(t.Fields))
-		for i, f := range t.Fields {
-			fields[i] = f.Name
-			children = append(children, f.Type)
-		}
-		named[t.Name] = fields
-		if namespace != "" && !strings.Contains(t.Name, ".") {
-			named[namespace+"."+t.Name] = fields
-		}
-	}
-	for _, raw := range children {
-		for _, c := range branches(raw) {
-			collectRecords(c, namespace, named)
-		}
-	}
-}
-
-// branches returns the types of a union, or the type itself.
-func branches(raw json.RawMessage) []avroType {
-	if len(raw) == 0 {
-		return nil
-	}
-	var union []avroType
-	if json.Unmarshal(raw, &union) == nil {
-		return union
-	}
-	var t avroType
-	if json.Unmarshal(raw, &t) != nil {
-		return nil
-	}
-	return []avroType{t}
-}
-
-// recordFields returns the field names of the record that a field of type
-// raw holds, itself or as the items or values of a list or map (through
-// unions and named references), or nil.
-func recordFields(raw json.RawMessage, named map[string][]string) []string {
-	for _, t := range branches(raw) {
-		var name string
-		if json.Unmarshal(t.Raw, &name) == nil {
-			if fields, ok := named[name]; ok {
-				return fields
-			}
-			continue
-		}
-		var kind string
-		_ = json.Unmarshal(t.Type, &kind)
-		switch kind {
-		case "record":
-			fields := make([]string, len(t.Fields))
-			for i, f := range t.Fields {
-				fields[i] = f.Name
-			}
-			return fields
-		case "array":
-			if fields := recordFields(t.Items, named); fields != nil {
-				return fields
-			}
-		case "map":
-			if fields := recordFields(t.Values, named); fields != nil {
-				return fields
-			}
-		default:
-			if fields := recordFields(t.Type, named); fields != nil {
-				return fields
-			}
-		}
-	}
-	return nil
+	return fieldOrder{fields: schema.Fields(), items: schema.ItemFields()}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/kafkatest"
 	"github.com/snaplog/snaplog/log"
-	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
 )
@@ -32,7 +31,7 @@ func testTypes(t testing.TB) []snapshotter.Type {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []snapshotter.Type{snapshotter.Register(typ, schemas.OrderState())}
+	return []snapshotter.Type{snapshotter.Register(typ)}
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -61,7 +60,7 @@ func newKafkaEnv(t *testing.T, partitions int32) *kafkaEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Close)
+	t.Cleanup(func() { l.Close() })
 	kafkatest.DeleteTopicsOnCleanup(t, e.events+order.TypeName, e.snaps+order.TypeName)
 	adm := kafkatest.Admin(t)
 	t.Cleanup(func() {

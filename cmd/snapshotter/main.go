@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/snaplog/snaplog/examples/order"
-	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshotter"
 )
 
@@ -22,7 +21,7 @@ func main() {
 		os.Exit(exitError)
 	}
 	types := []snapshotter.Type{
-		snapshotter.Register(orderType, schemas.OrderState()),
+		snapshotter.Register(orderType),
 	}
 
 	// SIGTERM and SIGINT stop the command; a second signal kills the

@@ -60,7 +60,7 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		return fail(err)
 	}
 	events, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(cfg.Brokers...)), log.WithTopicPrefix(cfg.EventsPrefix),
-		log.WithAutoCreateTopics(false), log.WithKafkaLogger(logger))
+		log.WithAutoCreateTopics(false), log.WithLogger(logger))
 	if err != nil {
 		return fail(err)
 	}

@@ -118,10 +118,10 @@ func TestStateOrder(t *testing.T) {
 	}
 
 	// Records in unions and maps, and named references to them.
-	nested := snapshotter.Register(aggregate.Type[struct{}]{Name: "N"}, `{"type":"record","name":"N","namespace":"x","fields":[
+	nested := snapshotter.Register(aggregate.Type[struct{}]{Name: "N", StateSchema: `{"type":"record","name":"N","namespace":"x","fields":[
 		{"name":"a","type":["null",{"type":"array","items":{"type":"record","name":"A","fields":[{"name":"z","type":"int"},{"name":"y","type":"int"}]}}]},
 		{"name":"b","type":{"type":"map","values":"x.A"}},
-		{"name":"c","type":"string"}]}`)
+		{"name":"c","type":"string"}]}`})
 	c2, err := codecOf(nested)
 	if err != nil {
 		t.Fatal(err)

@@ -11,13 +11,8 @@ import (
 // with its current or an older state schema.
 func codecOf(t snapshotter.Type) (*snapshots.AvroCodec, error) {
 	c := snapshots.NewAvroCodec()
-	if err := c.Register(t.Name(), t.StateSchema()); err != nil {
+	if err := c.Register(t.Name(), t.StateSchema(), t.OlderStateSchemas()...); err != nil {
 		return nil, fmt.Errorf("aggregate type %s: %w", t.Name(), err)
-	}
-	for _, older := range t.OlderStateSchemas() {
-		if err := c.RegisterWriter(t.Name(), older); err != nil {
-			return nil, fmt.Errorf("aggregate type %s: older state schema: %w", t.Name(), err)
-		}
 	}
 	return c, nil
 }

@@ -15,16 +15,23 @@ import (
 // schemas/order_state.avsc and comes back unchanged, the customer_id union
 // both null and a string.
 func TestStateAvro(t *testing.T) {
-	codec := snapshots.NewAvroCodec()
-	if err := codec.Register(order.TypeName, schemas.OrderState()); err != nil {
-		t.Fatal(err)
-	}
-	fields, err := snapshots.FieldNames(order.OrderState{})
+	typ, err := order.Type(order.SchemaVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if schema := codec.StateFields(order.TypeName); !reflect.DeepEqual(fields, schema) {
-		t.Fatalf("OrderState fields %q, schema fields %q", fields, schema)
+	if typ.StateSchema != schemas.OrderState() {
+		t.Fatal("the Order type's StateSchema is not schemas/order_state.avsc")
+	}
+	codec := snapshots.NewAvroCodec()
+	if err := codec.Register(order.TypeName, typ.StateSchema); err != nil {
+		t.Fatal(err)
+	}
+	schema := codec.Schema(order.TypeName)
+	if fields := avroTags(order.OrderState{}); !reflect.DeepEqual(fields, schema.Fields()) {
+		t.Fatalf("OrderState fields %q, schema fields %q", fields, schema.Fields())
+	}
+	if fields := avroTags(order.OrderItem{}); !reflect.DeepEqual(fields, schema.ItemFields()["items"]) {
+		t.Fatalf("OrderItem fields %q, schema fields %q", fields, schema.ItemFields()["items"])
 	}
 
 	for name, s := range map[string]order.OrderState{
@@ -39,7 +46,7 @@ func TestStateAvro(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec, err := snapshots.Marshal(s)
+			rec, err := schema.Encode(s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,12 +67,29 @@ func TestStateAvro(t *testing.T) {
 				t.Fatal(err)
 			}
 			var back order.OrderState
-			if err := snapshots.Unmarshal(snap.State, &back); err != nil {
+			if err := schema.Decode(snap.State, &back); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(back, s) {
 				t.Fatalf("round trip\n got %+v\nwant %+v", back, s)
 			}
+			generic, err := schema.DecodeGeneric(snap.State)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := generic["customer_id"]; (s.CustomerID == nil) != (c == nil) || (c != nil && c != s.CustomerID.String()) {
+				t.Fatalf("customer_id %#v, want the union's null or %v", c, s.CustomerID)
+			}
 		})
 	}
+}
+
+// avroTags returns the avro tags of a struct's fields, in order.
+func avroTags(v any) []string {
+	t := reflect.TypeOf(v)
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i] = t.Field(i).Tag.Get("avro")
+	}
+	return names
 }

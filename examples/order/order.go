@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/aggregate"
+	"github.com/snaplog/snaplog/schemas"
 )
 
 // TypeName is the aggregate type's name: the log keeps orders under it.
@@ -121,6 +122,7 @@ func Type(schemaVersion int) (aggregate.Type[OrderState], error) {
 		Events:        events,
 		Init:          initial,
 		Apply:         apply,
+		StateSchema:   schemas.OrderState(),
 	}, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/log"
-	"github.com/snaplog/snaplog/snapshots"
 )
 
 var (
@@ -228,50 +227,6 @@ func TestStateHelpers(t *testing.T) {
 	}
 	if got := (order.OrderState{}).CalculatedTotal(); got != 0 {
 		t.Errorf("CalculatedTotal of no items = %v, want 0", got)
-	}
-}
-
-// The state's record form has the fields of schemas/order_state.avsc, in
-// order, and reads back into the same state, with and without a customer.
-func TestStateRecord(t *testing.T) {
-	names, err := snapshots.FieldNames(order.OrderState{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"order_id", "customer_id", "customer_email", "items", "status", "total_amount"}
-	if !reflect.DeepEqual(names, want) {
-		t.Errorf("fields %q, want %q", names, want)
-	}
-	itemNames, err := snapshots.FieldNames(order.OrderItem{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"product_id", "product_name", "quantity", "unit_price"}; !reflect.DeepEqual(itemNames, want) {
-		t.Errorf("item fields %q, want %q", itemNames, want)
-	}
-
-	for _, s := range []order.OrderState{
-		{OrderID: orderID, Items: []order.OrderItem{}, Status: order.StatusDraft},
-		{
-			OrderID: orderID, CustomerID: &customerID, CustomerEmail: "ada@example.com",
-			Items:  []order.OrderItem{{ProductID: widget, ProductName: "Widget", Quantity: 2, UnitPrice: 19.99}},
-			Status: order.StatusSubmitted, TotalAmount: 39.98,
-		},
-	} {
-		rec, err := snapshots.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.CustomerID == nil && rec["customer_id"] != nil {
-			t.Errorf("customer_id of a draft is %#v, want nil (the union's null)", rec["customer_id"])
-		}
-		var back order.OrderState
-		if err := snapshots.Unmarshal(rec, &back); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(back, s) {
-			t.Errorf("round trip\n got %+v\nwant %+v", back, s)
-		}
 	}
 }
 

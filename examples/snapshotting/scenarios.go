@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/pyfmt"
+	"github.com/snaplog/snaplog/schemas"
 	"github.com/snaplog/snaplog/snapshots"
 )
 
@@ -79,14 +81,23 @@ func thresholdSnapshot(ctx context.Context, store snapshots.Store, id uuid.UUID)
 	return snap, err
 }
 
-// stateKeys returns the keys of an order snapshot's state: OrderState's
-// record fields in declaration order, then any other keys, sorted.
-func stateKeys(state map[string]any) ([]string, error) {
-	fields, err := snapshots.FieldNames(order.OrderState{})
+// orderState is the Order's state schema, which its snapshots hold.
+var orderState = sync.OnceValues(func() (*snapshots.StateSchema, error) {
+	return snapshots.ParseStateSchema(schemas.OrderState())
+})
+
+// stateRecord decodes an order snapshot's state as a record, and returns
+// its keys: the state record's fields in schema order.
+func stateRecord(state []byte) (map[string]any, []string, error) {
+	schema, err := orderState()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pyfmt.OrderedKeys(state, fields), nil
+	rec, err := schema.DecodeGeneric(state)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, pyfmt.OrderedKeys(rec, schema.Fields()), nil
 }
 
 // basicSnapshotting: a save that reaches the threshold writes a snapshot
@@ -127,7 +138,7 @@ func basicSnapshotting(ctx context.Context, p *printer, be backend) error {
 	p.line("Order version after save: %d", o.Version())
 	p.line("Snapshot exists: %s", pyfmt.Bool(found))
 	if found {
-		keys, err := stateKeys(snap.State)
+		_, keys, err := stateRecord(snap.State)
 		if err != nil {
 			return err
 		}
@@ -460,16 +471,17 @@ func snapshotInspection(ctx context.Context, p *printer, be backend) error {
 	p.line("  Created At: %s", pyfmt.Time(snap.CreatedAt))
 	p.line("")
 	p.line("Snapshot State:")
-	keys, err := stateKeys(snap.State)
+	state, keys, err := stateRecord(snap.State)
 	if err != nil {
 		return err
 	}
-	itemKeys, err := snapshots.FieldNames(order.OrderItem{})
+	schema, err := orderState()
 	if err != nil {
 		return err
 	}
+	itemKeys := schema.ItemFields()["items"]
 	for _, k := range keys {
-		v := snap.State[k]
+		v := state[k]
 		list, ok := v.([]any)
 		if !ok {
 			p.line("  %s: %s", k, pyfmt.Str(v))

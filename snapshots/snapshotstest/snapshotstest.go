@@ -5,6 +5,7 @@
 package snapshotstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -24,10 +25,11 @@ type Harness struct {
 	// Partitions is the partition count of the type's events topic (1 for
 	// stores that do not care).
 	Partitions int32
-	// State returns a valid state record for the type; the suite stores n
-	// in it and reads it back with Count.
-	State func(n int64) map[string]any
-	Count func(state map[string]any) int64
+	// State returns a valid state of the type: its Avro binary encoding in
+	// the type's current state schema (see snapshots.Snapshot.State). The
+	// suite stores n in it and reads it back from a Get with Count.
+	State func(n int64) []byte
+	Count func(state []byte) int64
 }
 
 // Snapshot returns a valid snapshot of aggregate id at version v.
@@ -56,6 +58,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"OlderIsRefused", testOlderRefused},
 		{"Delete", testDelete},
 		{"ConcurrentPutsKeepTheHighest", testConcurrent},
+		{"StateIsNotShared", testStateNotShared},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness(t)) })
 	}
@@ -151,5 +154,25 @@ func testConcurrent(t *testing.T, h Harness) {
 	wg.Wait()
 	if got := mustGet(t, h, id); got.Version != 20 {
 		t.Fatalf("after concurrent puts the store holds version %d, want 20", got.Version)
+	}
+}
+
+// The store keeps no reference to the state bytes of a Put, nor hands out
+// its own in a Get.
+func testStateNotShared(t *testing.T, h Harness) {
+	id := uuid.New()
+	s := h.Snapshot(id, 6)
+	want := append([]byte(nil), s.State...)
+	if err := h.Store.Put(ctx(t), s); err != nil {
+		t.Fatal(err)
+	}
+	clear(s.State)
+	got := mustGet(t, h, id)
+	if !bytes.Equal(got.State, want) || h.Count(got.State) != 6 {
+		t.Fatalf("state % x after the caller changed its bytes, want % x", got.State, want)
+	}
+	clear(got.State)
+	if again := mustGet(t, h, id); !bytes.Equal(again.State, want) {
+		t.Fatalf("state % x after the caller changed a Get's bytes, want % x", again.State, want)
 	}
 }

@@ -6,6 +6,12 @@
 #                     run the fault suite on it (kill -9 of a leader, a
 #                     rolling restart, a paused node), stop the cluster
 #   make bench        run the benchmarks against the same broker
+#   make bench-report run the Kafka load benchmark (BenchmarkKafkaLoad/Account:
+#                     full replay, snapshot load and bare fetch at 100 to
+#                     100,000 events, three runs, two to three minutes on two
+#                     cores) against the same broker, and write docs/bench.md
+#                     (table, command, date, machine), docs/load.png (log-log
+#                     plot) and the table in README.md (internal/benchreport)
 #   make lint         gofmt and go vet
 #   make kafka-start  start the broker (scripts/kafka.sh, data under .kafka/)
 #   make kafka-stop   stop it
@@ -17,7 +23,7 @@
 # scripts/kafka.sh and the tests alike.
 
 .POSIX:
-.PHONY: test test-cluster bench lint kafka-start kafka-stop kafka-up
+.PHONY: test test-cluster bench bench-report lint kafka-start kafka-stop kafka-up
 
 GO = go
 KAFKA = bash scripts/kafka.sh
@@ -37,6 +43,20 @@ test-cluster:
 
 bench: kafka-up
 	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# What make bench-report runs. -benchtime 50x -count 3: three runs of 50
+# loads of each kind per history length.
+BENCH_REPORT_ARGS = -run '^$$' -bench 'BenchmarkKafkaLoad/Account' -benchtime 50x -count 3 -benchmem -timeout 15m
+
+# The report generator is built first, so that compiling it does not share
+# the cores with the benchmark; it copies the benchmark's output to stdout
+# as it comes, and fails, writing nothing, if the benchmark fails.
+bench-report: kafka-up
+	$(GO) build -o /dev/null ./internal/benchreport
+	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test $(BENCH_REPORT_ARGS) ./aggregate/ | \
+	$(GO) run ./internal/benchreport -md docs/bench.md -png docs/load.png -readme README.md \
+		-command "SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) go test $(BENCH_REPORT_ARGS) ./aggregate/" \
+		-note "broker: Apache Kafka $$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml), one node (scripts/kafka.sh), on the same machine"
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

@@ -62,7 +62,7 @@ type StateSchema struct {
 	fp     uint64
 	header [headerLen]byte
 	state  avro.Schema // the state record within the writer schema
-	min    map[avro.Schema]int
+	shape  *shape
 }
 
 // ParseStateSchema compiles a state schema: the JSON text of an Avro record
@@ -92,7 +92,7 @@ func ParseStateSchema(text string) (*StateSchema, error) {
 	}
 	s.header[0], s.header[1] = marker0, marker1
 	binary.LittleEndian.PutUint64(s.header[2:], s.fp)
-	s.min = minSizes(s.state)
+	s.shape = compile(s.state)
 	return s, nil
 }
 

@@ -12,12 +12,108 @@ import (
 // makes it other than exactly one encoding of a record of that schema. It
 // allocates nothing for the values, so hamba/avro decodes only bytes that
 // bound every allocation it makes.
-func (s *StateSchema) check(b []byte) error { return checkAgainst(s.state, s.min, b) }
+func (s *StateSchema) check(b []byte) error { return s.shape.check(b) }
 
-// checkAgainst checks b against schema, with min its minSizes.
-func checkAgainst(schema avro.Schema, min map[avro.Schema]int, b []byte) error {
-	c := checker{reader: reader{buf: b}, min: min, zero: maxZeroSizeItems}
-	if err := c.walk(schema, 1); err != nil {
+// shape is a schema compiled for check: its kind, the fewest bytes its
+// values take, and its parts.
+type shape struct {
+	kind  avro.Type
+	min   int
+	size  int      // fixed: its size; enum: its symbol count; union: its member count
+	parts []*shape // record: its fields' types; array: its items; map: its values; union: its members
+	names []string // record: its fields' names
+}
+
+// compile compiles a schema for check; a recursive schema compiles to a
+// cyclic shape.
+func compile(root avro.Schema) *shape {
+	done := make(map[avro.Schema]*shape)
+	var build func(s avro.Schema) *shape
+	build = func(s avro.Schema) *shape {
+		s = deref(s)
+		if sh, ok := done[s]; ok {
+			return sh
+		}
+		sh := &shape{kind: s.Type()}
+		done[s] = sh
+		switch s := s.(type) {
+		case *avro.RecordSchema:
+			for _, f := range s.Fields() {
+				sh.parts = append(sh.parts, build(f.Type()))
+				sh.names = append(sh.names, f.Name())
+			}
+		case *avro.ArraySchema:
+			sh.parts = []*shape{build(s.Items())}
+		case *avro.MapSchema:
+			sh.parts = []*shape{build(s.Values())}
+		case *avro.UnionSchema:
+			for _, t := range s.Types() {
+				sh.parts = append(sh.parts, build(t))
+			}
+			sh.size = len(s.Types())
+		case *avro.EnumSchema:
+			sh.size = len(s.Symbols())
+		case *avro.FixedSchema:
+			sh.size = s.Size()
+		}
+		return sh
+	}
+	sh := build(root)
+	// Minimum sizes, with the copies made for record fields; a record met
+	// again while its size is computed counts as 0, which only loosens the
+	// bounds check applies.
+	sizes := make(map[avro.Schema]int)
+	busy := make(map[avro.Schema]bool)
+	var size func(s avro.Schema) int
+	size = func(s avro.Schema) int {
+		s = deref(s)
+		if n, ok := sizes[s]; ok {
+			return n
+		}
+		if busy[s] {
+			return 0
+		}
+		busy[s] = true
+		n := 1 // a varint, a block count, a union index
+		switch s := s.(type) {
+		case *avro.RecordSchema:
+			n = 0
+			for _, f := range s.Fields() {
+				n += size(f.Type())
+			}
+		case *avro.ArraySchema:
+			size(s.Items())
+		case *avro.MapSchema:
+			size(s.Values())
+		case *avro.UnionSchema:
+			for _, t := range s.Types() {
+				size(t)
+			}
+		case *avro.FixedSchema:
+			n = s.Size()
+		default:
+			switch s.Type() {
+			case avro.Null:
+				n = 0
+			case avro.Float:
+				n = 4
+			case avro.Double:
+				n = 8
+			}
+		}
+		sizes[s] = n
+		return n
+	}
+	size(root)
+	for s, c := range done {
+		c.min = sizes[s]
+	}
+	return sh
+}
+
+func (sh *shape) check(b []byte) error {
+	c := checker{reader: reader{buf: b}, zero: maxZeroSizeItems}
+	if err := c.walk(sh, 1); err != nil {
 		return err
 	}
 	if len(c.buf) > 0 {
@@ -104,52 +200,41 @@ func (r *reader) str(name string) (string, error) {
 
 type checker struct {
 	reader
-	min  map[avro.Schema]int
 	zero int // array and map items of no bytes still allowed
 }
 
-func (c *checker) walk(s avro.Schema, depth int) error {
-	if ref, ok := s.(*avro.RefSchema); ok {
-		s = ref.Schema()
-	}
-	switch s := s.(type) {
-	case *avro.RecordSchema:
+func (c *checker) walk(s *shape, depth int) error {
+	var err error
+	switch s.kind {
+	case avro.Record:
 		if depth > maxDepth {
 			return fmt.Errorf("nested deeper than %d", maxDepth)
 		}
-		for _, f := range s.Fields() {
-			if err := c.walk(f.Type(), depth+1); err != nil {
-				return fmt.Errorf("%s: %w", f.Name(), err)
+		for i, f := range s.parts {
+			if err := c.walk(f, depth+1); err != nil {
+				return fmt.Errorf("%s: %w", s.names[i], err)
 			}
 		}
-		return nil
-	case *avro.ArraySchema:
-		return c.blocks(s.Items(), false, depth)
-	case *avro.MapSchema:
-		return c.blocks(s.Values(), true, depth)
-	case *avro.UnionSchema:
-		i, err := c.long()
-		if err != nil {
+	case avro.Array:
+		err = c.blocks(s.parts[0], false, depth)
+	case avro.Map:
+		err = c.blocks(s.parts[0], true, depth)
+	case avro.Union:
+		var i int64
+		if i, err = c.long(); err != nil {
 			return err
 		}
-		if i < 0 || i >= int64(len(s.Types())) {
-			return fmt.Errorf("union index %d of %d members", i, len(s.Types()))
+		if i < 0 || i >= int64(s.size) {
+			return fmt.Errorf("union index %d of %d members", i, s.size)
 		}
-		return c.walk(s.Types()[i], depth)
-	case *avro.EnumSchema:
-		i, err := c.int()
-		if err != nil {
-			return err
+		return c.walk(s.parts[i], depth)
+	case avro.Enum:
+		var i int32
+		if i, err = c.int(); err == nil && (i < 0 || int(i) >= s.size) {
+			err = fmt.Errorf("enum index %d of %d symbols", i, s.size)
 		}
-		if i < 0 || int(i) >= len(s.Symbols()) {
-			return fmt.Errorf("enum index %d of %d symbols", i, len(s.Symbols()))
-		}
-		return nil
-	case *avro.FixedSchema:
-		return c.skip(int64(s.Size()))
-	}
-	var err error
-	switch s.Type() {
+	case avro.Fixed:
+		err = c.skip(int64(s.size))
 	case avro.Null:
 	case avro.Boolean:
 		if len(c.buf) == 0 {
@@ -173,16 +258,16 @@ func (c *checker) walk(s avro.Schema, depth int) error {
 			err = c.skip(n)
 		}
 	default:
-		err = fmt.Errorf("unknown type %s", s.Type())
+		err = fmt.Errorf("unknown type %s", s.kind)
 	}
 	return err
 }
 
-func (c *checker) blocks(item avro.Schema, isMap bool, depth int) error {
+func (c *checker) blocks(item *shape, isMap bool, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("nested deeper than %d", maxDepth)
 	}
-	size := c.min[deref(item)]
+	size := item.min
 	if isMap {
 		size++ // the key's length
 	}
@@ -235,54 +320,4 @@ func deref(s avro.Schema) avro.Schema {
 		return ref.Schema()
 	}
 	return s
-}
-
-// minSizes returns the fewest bytes a value of each type under root takes.
-// A record met again while its size is being computed counts as 0, which
-// only loosens the bounds check applies.
-func minSizes(root avro.Schema) map[avro.Schema]int {
-	sizes := make(map[avro.Schema]int)
-	busy := make(map[avro.Schema]bool)
-	var size func(s avro.Schema) int
-	size = func(s avro.Schema) int {
-		s = deref(s)
-		if n, ok := sizes[s]; ok {
-			return n
-		}
-		if busy[s] {
-			return 0
-		}
-		n := 1
-		switch s := s.(type) {
-		case *avro.RecordSchema:
-			busy[s] = true
-			n = 0
-			for _, f := range s.Fields() {
-				n += size(f.Type())
-			}
-		case *avro.ArraySchema:
-			size(s.Items())
-		case *avro.MapSchema:
-			size(s.Values())
-		case *avro.UnionSchema:
-			for _, t := range s.Types() {
-				size(t)
-			}
-		case *avro.FixedSchema:
-			n = s.Size()
-		default:
-			switch s.Type() {
-			case avro.Null:
-				n = 0
-			case avro.Float:
-				n = 4
-			case avro.Double:
-				n = 8
-			}
-		}
-		sizes[s] = n
-		return n
-	}
-	size(root)
-	return sizes
 }

@@ -107,7 +107,7 @@ type checkpointRecord struct {
 
 type checkpointSchema struct {
 	schema avro.Schema
-	min    map[avro.Schema]int
+	shape  *shape
 	header [headerLen]byte
 	fp     uint64
 }
@@ -118,7 +118,7 @@ var checkpointCodec = sync.OnceValues(func() (*checkpointSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	w := &checkpointSchema{schema: s, min: minSizes(s), fp: rabin64([]byte(canonical(s)))}
+	w := &checkpointSchema{schema: s, shape: compile(s), fp: rabin64([]byte(canonical(s)))}
 	w.header[0], w.header[1] = marker0, marker1
 	binary.LittleEndian.PutUint64(w.header[2:], w.fp)
 	return w, nil
@@ -177,7 +177,7 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 			binary.LittleEndian.Uint64(b[2:headerLen]), w.fp))
 	}
 	body := b[headerLen:]
-	if err := checkAgainst(w.schema, w.min, body); err != nil {
+	if err := w.shape.check(body); err != nil {
 		return bad(err)
 	}
 	var rec checkpointRecord

@@ -40,17 +40,9 @@ var ErrSnapshotBacklog = errors.New("aggregate: background snapshot backlog full
 // ErrClosed is reported by operations on a closed repository.
 var ErrClosed = errors.New("aggregate: repository closed")
 
-// EventLog is what a Repository needs of an event log. *log.Memory
-// implements it, and so does the Kafka log.
-type EventLog interface {
-	// Append stores events as the next versions of one aggregate, all or
-	// none, failing with a *log.ConflictError when the aggregate is not at
-	// expected.Version.
-	Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected log.Expected, events []log.Event) ([]log.Event, error)
-	// Read returns the aggregate's events at offsets from `from` on, in
-	// version order.
-	Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (log.Tail, error)
-}
+// EventLog is what a Repository needs of an event log: log.Log, which
+// *log.Memory and *log.Kafka implement.
+type EventLog = log.Log
 
 // Repository loads and saves the aggregates of one type. A load is the latest
 // usable snapshot plus the events after it; a snapshot is only ever an
@@ -209,11 +201,10 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	default:
 		return nil, MissStoreError, err, nil
 	}
-	if snap.AggregateID != id || snap.AggregateType != r.typ.Name || snap.Version <= 0 || snap.Position.Offset < 0 {
-		return nil, MissUndecodable, fmt.Errorf("snapshot %s does not belong to %s %s", snap, r.typ.Name, id), nil
-	}
-	if snap.SchemaVersion != r.typ.schemaVersion() {
-		return nil, MissSchemaVersion, fmt.Errorf("snapshot schema version %d, %s schema version %d", snap.SchemaVersion, r.typ.Name, r.typ.schemaVersion()), nil
+	if err := snap.For(r.typ.Name, id, r.typ.schemaVersion()); errors.Is(err, snapshots.ErrSchemaVersion) {
+		return nil, MissSchemaVersion, err, nil
+	} else if err != nil {
+		return nil, MissUndecodable, err, nil
 	}
 	var state S
 	if err := r.state.Decode(snap.State, &state); err != nil {
@@ -280,16 +271,11 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	return root, 0, nil, nil
 }
 
-// EventAtReader is implemented by event logs that read one stored event by
-// its offset (log.Kafka and log.Memory do). A repository on such a log
-// confirms a snapshot under a checkpoint with one point read, made while it
-// reads the tail from the checkpoint; on other logs it reads the log from
-// the snapshot's last event on.
-type EventAtReader interface {
-	// EventAt returns the aggregate's event at offset in its partition, or
-	// an error wrapping log.ErrNoEvent when there is none.
-	EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (log.Event, error)
-}
+// EventAtReader is log.EventAtReader: a repository on a log that implements
+// it confirms a snapshot under a checkpoint with one point read, made while
+// it reads the tail from the checkpoint; on other logs it reads the log
+// from the snapshot's last event on.
+type EventAtReader = log.EventAtReader
 
 // replay applies the events of tail that the winner rule accepts, from the
 // sequence state seq.
@@ -533,7 +519,7 @@ func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 	root.readTo = last.Position.Offset + 1
 	root.uncommitted = slices.Delete(root.uncommitted, 0, us.n)
 
-	if r.cfg.thresholdSet && r.cfg.mode != SnapshotManual && crossed(before, root.committed, r.cfg.threshold) {
+	if r.cfg.thresholdSet && r.cfg.mode != SnapshotManual && snapshots.Crossed(before, root.committed, r.cfg.threshold) {
 		r.autoSnapshot(ctx, root)
 	}
 	return nil
@@ -563,12 +549,6 @@ func (r *Repository[S]) readTo(ctx context.Context, root *Root[S]) int64 {
 // version (it may come from another repository of the same type).
 func (r *Repository[S]) owns(root *Root[S]) bool {
 	return root.typ == r.typ || (root.typ.Name == r.typ.Name && root.typ.schemaVersion() == r.typ.schemaVersion())
-}
-
-// crossed reports whether going from version before to version after passes
-// a multiple of n: after/n > before/n.
-func crossed(before, after, n int64) bool {
-	return n > 0 && after > before && after/n > before/n
 }
 
 func (r *Repository[S]) autoSnapshot(ctx context.Context, root *Root[S]) {

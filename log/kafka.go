@@ -282,11 +282,6 @@ func WithLogger(l *slog.Logger) KafkaOption {
 	})
 }
 
-var _ interface {
-	Append(context.Context, string, uuid.UUID, Expected, []Event) ([]Event, error)
-	Read(context.Context, string, uuid.UUID, int64) (Tail, error)
-} = (*Kafka)(nil)
-
 // NewKafka returns a Kafka log. It validates every option and reports all
 // problems at once; it does no I/O (see EnsureTopic and Ping).
 func NewKafka(opts ...KafkaOption) (*Kafka, error) {

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -20,6 +21,33 @@ var ErrInvalidEvent = errors.New("log: invalid event")
 // ErrNoEvent is reported (through errors.Is) by EventAt when the record at
 // the offset asked for is not an event of the aggregate.
 var ErrNoEvent = errors.New("log: no event of the aggregate there")
+
+// Log is the event-log port: what a repository, and the conformance suite
+// of package logtest, need of an event log. Memory and Kafka implement it.
+type Log interface {
+	// Append stores events as the next versions of one aggregate, all or
+	// none, failing with a *ConflictError when the aggregate is not at
+	// expected.Version.
+	Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected Expected, events []Event) ([]Event, error)
+	// Read returns the aggregate's events at offsets from `from` on, in
+	// version order.
+	Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (Tail, error)
+}
+
+// EventAtReader is implemented by event logs that read one stored event by
+// its offset (Memory and Kafka do).
+type EventAtReader interface {
+	// EventAt returns the aggregate's event at offset in its partition, or
+	// an error wrapping ErrNoEvent when there is none.
+	EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (Event, error)
+}
+
+var (
+	_ Log           = (*Memory)(nil)
+	_ EventAtReader = (*Memory)(nil)
+	_ Log           = (*Kafka)(nil)
+	_ EventAtReader = (*Kafka)(nil)
+)
 
 // ConflictError says that an Append lost the race for a version. It carries
 // the aggregate, the version the caller expected and the version the

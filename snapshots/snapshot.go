@@ -60,6 +60,26 @@ type Snapshot struct {
 // the log does not confirm.
 var ErrUnconfirmed = errors.New("snapshots: snapshot not confirmed by the log")
 
+// ErrSchemaVersion is reported (through errors.Is) by For for a snapshot
+// taken with another state schema version than the aggregate type's.
+var ErrSchemaVersion = errors.New("snapshots: snapshot of another schema version")
+
+// For checks that a store's snapshot is one a reader of the aggregate of
+// that type and id, at that state schema version, may use, before the log
+// confirms it (Confirm): of that aggregate, at a positive version and a
+// log position, and taken with that schema version (an error wrapping
+// ErrSchemaVersion otherwise). Repositories and the snapshotter apply it to
+// what a Store's Get returns.
+func (s Snapshot) For(aggregateType string, id uuid.UUID, schemaVersion int) error {
+	if s.AggregateID != id || s.AggregateType != aggregateType || s.Version <= 0 || s.Position.Offset < 0 {
+		return fmt.Errorf("snapshot %s does not belong to %s %s", s, aggregateType, id)
+	}
+	if s.SchemaVersion != schemaVersion {
+		return fmt.Errorf("%w: snapshot schema version %d, %s schema version %d", ErrSchemaVersion, s.SchemaVersion, aggregateType, schemaVersion)
+	}
+	return nil
+}
+
 // Confirm checks a snapshot against e, the event the log holds at the
 // snapshot's Position (log.Kafka.EventAt, or the first event of a Read from
 // that offset): the same aggregate and type, version and save, at that
@@ -87,6 +107,17 @@ func (s Snapshot) Confirm(e log.Event) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s: %s", ErrUnconfirmed, s, why)
+}
+
+// Crossed is the threshold rule of snapshots, the one repositories and the
+// snapshotter apply: a snapshot of an aggregate is due when its version went
+// from before to after across a multiple of every (every > 0). Saves of
+// several events that step over a multiple count, so snapshots are not
+// skipped for aggregates whose versions never land on one. eventsource-py
+// adopted this rule in 0.9.1; before it snapshotted only at a version that
+// is a multiple.
+func Crossed(before, after, every int64) bool {
+	return every > 0 && after > before && after/every > before/every
 }
 
 // microsRange reports a time that Avro's timestamp-micros (an int64 of

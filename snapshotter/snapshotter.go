@@ -458,7 +458,7 @@ func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.R
 		a.state, a.save, a.last = next, ae.Save, ae.Position
 		s.stats.eventsApplied.Add(1)
 	}
-	if n := s.cfg.threshold; a.seq.Version/n > before/n && a.seq.Version/n > a.snapVersion/n {
+	if n := s.cfg.threshold; snapshots.Crossed(before, a.seq.Version, n) && snapshots.Crossed(a.snapVersion, a.seq.Version, n) {
 		st.pending[e.AggregateID] = struct{}{}
 	}
 }
@@ -502,7 +502,10 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 	if inherited {
 		err = errors.New("listed as unsnapshotted by the last checkpoint")
 	}
-	if err == nil && snap.SchemaVersion == st.typ.schemaVersion && snap.Position.Partition == st.p {
+	if err == nil {
+		err = snap.For(st.typ.name, id, st.typ.schemaVersion)
+	}
+	if err == nil && snap.Position.Partition == st.p {
 		if state, rerr := st.typ.decode(snap.State); rerr == nil {
 			// Only a snapshot whose last event the log holds where it says
 			// (Snapshot.Confirm, the rule loads apply too): a forged or

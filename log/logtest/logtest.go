@@ -23,10 +23,7 @@ import (
 )
 
 // Log is the log port under test.
-type Log interface {
-	Append(ctx context.Context, aggregateType string, aggregateID uuid.UUID, expected log.Expected, events []log.Event) ([]log.Event, error)
-	Read(ctx context.Context, aggregateType string, aggregateID uuid.UUID, from int64) (log.Tail, error)
-}
+type Log = log.Log
 
 // Run runs the suite. newLog is called once per subtest.
 func Run(t *testing.T, newLog func(t *testing.T) Log) {
@@ -448,9 +445,7 @@ func testRetry(t *testing.T, l Log) {
 // wrapping log.ErrNoEvent for another aggregate's offset or one past the
 // end. Logs without EventAt skip it.
 func testEventAt(t *testing.T, l Log) {
-	at, ok := l.(interface {
-		EventAt(ctx context.Context, aggregateType string, aggregateID uuid.UUID, offset int64) (log.Event, error)
-	})
+	at, ok := l.(log.EventAtReader)
 	if !ok {
 		t.Skip("the log has no EventAt")
 	}

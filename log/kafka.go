@@ -113,6 +113,7 @@ type Kafka struct {
 type kafkaTopic = kread.Topic
 
 type kafkaConfig struct {
+	shared       *kgo.Client // WithClient
 	clientOpts   []kgo.Opt
 	prefix       string
 	partitions   int32
@@ -135,8 +136,29 @@ type kafkaOption func(*kafkaConfig)
 
 func (f kafkaOption) applyKafka(c *kafkaConfig) { f(c) }
 
+// WithClient gives the log an existing client, as kadm.NewClient takes one:
+// its admin, metadata and read requests go through cl, and the clients it
+// needs settings of its own for (producing with acks=all and explicit
+// partitions, transactions, long polls on connections of their own) are made from
+// cl's options (cl.Opts()) and the KafkaClient options, if any. cl must be
+// a client of connection settings only: one in a consumer group, consuming
+// topics or partitions, or transactional is refused, since the clients
+// made from it would consume or be fenced along. The log does not close cl.
+func WithClient(cl *kgo.Client) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		opts, err := kread.SharedOpts(cl)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.shared = cl
+		c.clientOpts = append(opts, c.clientOpts...)
+	})
+}
+
 // KafkaClient sets the franz-go options of the log's clients: seed brokers,
-// TLS, SASL and the like. Required (at least kgo.SeedBrokers). The log adds
+// TLS, SASL and the like: at least kgo.SeedBrokers, unless WithClient gives
+// them. The log adds
 // what it needs: acks=all, idempotence, no linger, explicit partitioning,
 // and transactional ids for its transactional producers.
 func KafkaClient(opts ...kgo.Opt) KafkaOption {
@@ -300,7 +322,7 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		o.applyKafka(&c)
 	}
 	if len(c.clientOpts) == 0 {
-		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+		c.errs = append(c.errs, errors.New("KafkaClient or WithClient: no client options (seed brokers are required)"))
 	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("log: new kafka log: %w", errors.Join(c.errs...))
@@ -321,11 +343,15 @@ func NewKafka(opts ...KafkaOption) (*Kafka, error) {
 		return nil, fmt.Errorf("log: new kafka log: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	requests := cl // admin, metadata and reads
+	if c.shared != nil {
+		requests = c.shared
+	}
 	return &Kafka{
 		cfg:      c,
 		cl:       cl,
-		adm:      kadm.NewClient(cl),
-		rd:       kread.NewReader(cl),
+		adm:      kadm.NewClient(requests),
+		rd:       kread.NewReader(requests),
 		at:       pointReader(atCl),
 		poll:     kread.NewReader(pollCl),
 		txns:     make(chan *kgo.Client, c.txnProducers),

@@ -140,6 +140,7 @@ type viewEntry struct {
 }
 
 type kafkaConfig struct {
+	shared      *kgo.Client // WithClient
 	clientOpts  []kgo.Opt
 	prefix      string
 	eventPrefix string
@@ -160,8 +161,29 @@ type kafkaOption func(*kafkaConfig)
 
 func (f kafkaOption) applyKafka(c *kafkaConfig) { f(c) }
 
+// WithClient gives the store an existing client, as kadm.NewClient takes one:
+// its admin, metadata and read requests go through cl, and the clients it
+// needs settings of its own for (producing with acks=all and explicit
+// partitions, long polls on connections of their own) are made from
+// cl's options (cl.Opts()) and the KafkaClient options, if any. cl must be
+// a client of connection settings only: one in a consumer group, consuming
+// topics or partitions, or transactional is refused, since the clients
+// made from it would consume or be fenced along. The store does not close cl.
+func WithClient(cl *kgo.Client) KafkaOption {
+	return kafkaOption(func(c *kafkaConfig) {
+		opts, err := kread.SharedOpts(cl)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.shared = cl
+		c.clientOpts = append(opts, c.clientOpts...)
+	})
+}
+
 // KafkaClient sets the franz-go options of the store's client: seed
-// brokers, TLS, SASL and the like. Required (at least kgo.SeedBrokers). The
+// brokers, TLS, SASL and the like: at least kgo.SeedBrokers, unless WithClient
+// gives them. The
 // store adds acks=all, idempotence, no linger and explicit partitioning.
 func KafkaClient(opts ...kgo.Opt) KafkaOption {
 	return kafkaOption(func(c *kafkaConfig) { c.clientOpts = append(c.clientOpts, opts...) })
@@ -294,7 +316,7 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 		codec = NewAvroCodec()
 	}
 	if len(c.clientOpts) == 0 {
-		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+		c.errs = append(c.errs, errors.New("KafkaClient or WithClient: no client options (seed brokers are required)"))
 	}
 	if c.prefix == c.eventPrefix {
 		c.errs = append(c.errs, fmt.Errorf("snapshot and events topics share the prefix %q", c.prefix))
@@ -321,11 +343,15 @@ func NewKafka(codec *AvroCodec, opts ...KafkaOption) (*Kafka, error) {
 		return nil, fmt.Errorf("snapshots: new kafka store: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	requests := cl // admin, metadata and reads
+	if c.shared != nil {
+		requests = c.shared
+	}
 	return &Kafka{
 		cfg:     c,
 		cl:      cl,
-		adm:     kadm.NewClient(cl),
-		rd:      kread.NewReader(cl),
+		adm:     kadm.NewClient(requests),
+		rd:      kread.NewReader(requests),
 		poll:    kread.NewReader(pollCl),
 		codec:   codec,
 		types:   make(map[string]*kafkaType),

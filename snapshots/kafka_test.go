@@ -295,3 +295,24 @@ func TestKafkaGetTellsADeletedSnapshot(t *testing.T) {
 		t.Fatalf("Get after a new snapshot: %v %v", got, err)
 	}
 }
+
+// TestKafkaWithClient: a store given only an existing client passes the
+// conformance suite, and leaves the client open when it closes.
+func TestKafkaWithClient(t *testing.T) {
+	env := newEnv(t, 3)
+	cl := kafkatest.Client(t)
+	s, err := snapshots.NewKafka(accountCodec(t), snapshots.WithClient(cl), snapshots.WithTopicPrefix(env.snaps),
+		snapshots.WithEventsTopicPrefix(env.events), snapshots.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshotstest.Run(t, func(t *testing.T) snapshotstest.Harness {
+		return snapshotstest.Harness{Store: s, Type: "Account", Partitions: env.partitions, State: countState, Count: stateCount}
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Ping(ctxT(t)); err != nil {
+		t.Fatalf("the client given to the store does not work after the store's Close: %v", err)
+	}
+}

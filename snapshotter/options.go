@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/internal/kread"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
@@ -22,6 +23,8 @@ const (
 
 type config struct {
 	clientOpts  []kgo.Opt
+	shared      *kgo.Client // WithClient
+	sharedOpts  []kgo.Opt   // its options
 	eventPrefix string
 	snapPrefix  string
 	replication int16
@@ -43,8 +46,27 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
+// WithClient gives the snapshotter an existing client of connection
+// settings only (seed brokers, TLS, SASL): its snapshot store and events log
+// send their admin and read requests through it (snapshots.WithClient,
+// log.WithClient), and the clients that need settings of their own (the
+// group's transactional session, producers, long polls) are made from its
+// options and the KafkaClient ones. A client in a consumer group, consuming
+// or transactional is refused. The snapshotter does not close cl.
+func WithClient(cl *kgo.Client) Option {
+	return optionFunc(func(c *config) {
+		opts, err := kread.SharedOpts(cl)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.shared, c.sharedOpts = cl, opts
+	})
+}
+
 // KafkaClient sets the franz-go options of the snapshotter's clients: seed
-// brokers, TLS, SASL and the like. Required (at least kgo.SeedBrokers).
+// brokers, TLS, SASL and the like: at least kgo.SeedBrokers, unless
+// WithClient gives them.
 func KafkaClient(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.clientOpts = append(c.clientOpts, opts...) })
 }
@@ -204,8 +226,32 @@ func newConfig(group string, opts []Option) (config, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if len(c.clientOpts) == 0 {
-		c.errs = append(c.errs, errors.New("KafkaClient: no client options (seed brokers are required)"))
+	if len(c.clientOpts) == 0 && c.shared == nil {
+		c.errs = append(c.errs, errors.New("KafkaClient or WithClient: no client options (seed brokers are required)"))
 	}
 	return c, errors.Join(c.errs...)
+}
+
+// allClientOpts returns the options of the clients the snapshotter makes:
+// the shared client's (WithClient), then KafkaClient's.
+func (c *config) allClientOpts() []kgo.Opt {
+	return append(append([]kgo.Opt(nil), c.sharedOpts...), c.clientOpts...)
+}
+
+// storeClient and logClient give the store and the log the snapshotter's
+// client settings.
+func (c *config) storeClient() []snapshots.KafkaOption {
+	opts := []snapshots.KafkaOption{snapshots.KafkaClient(c.clientOpts...)}
+	if c.shared != nil {
+		opts = append(opts, snapshots.WithClient(c.shared))
+	}
+	return opts
+}
+
+func (c *config) logClient() []log.KafkaOption {
+	opts := []log.KafkaOption{log.KafkaClient(c.clientOpts...)}
+	if c.shared != nil {
+		opts = append(opts, log.WithClient(c.shared))
+	}
+	return opts
 }

@@ -170,9 +170,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("snapshotter: Run called twice")
 	}
-	storeOpts := []snapshots.KafkaOption{snapshots.KafkaClient(s.cfg.clientOpts...),
+	storeOpts := append(s.cfg.storeClient(),
 		snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
-		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithLogger(s.cfg.logger)}
+		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithLogger(s.cfg.logger))
 	if s.cfg.replication != 0 {
 		storeOpts = append(storeOpts, snapshots.WithReplicationFactor(s.cfg.replication))
 	}
@@ -182,7 +182,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	}
 	defer store.Close()
 	s.store = store
-	events, err := log.NewKafka(append(s.cfg.placementOptions(), log.KafkaClient(s.cfg.clientOpts...), log.WithTopicPrefix(s.cfg.eventPrefix),
+	events, err := log.NewKafka(append(append(s.cfg.placementOptions(), s.cfg.logClient()...), log.WithTopicPrefix(s.cfg.eventPrefix),
 		log.WithAutoCreateTopics(false), log.WithLogger(s.cfg.logger))...)
 	if err != nil {
 		return fmt.Errorf("snapshotter: %w", err)
@@ -212,7 +212,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 
 	// Metadata every 30 s unless the client options say otherwise: a topic
 	// that gained partitions triggers the rebalance that refuses it.
-	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt{kgo.MetadataMaxAge(30 * time.Second)}, s.cfg.clientOpts...),
+	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt{kgo.MetadataMaxAge(30 * time.Second)}, s.cfg.allClientOpts()...),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(topics...),
 		kgo.TransactionalID(s.cfg.txnID),
@@ -310,7 +310,7 @@ const topicAttemptTimeout = 10 * time.Second
 
 // seeds returns the seed brokers of the client options, for messages.
 func (s *Snapshotter) seeds() string {
-	cl, err := kgo.NewClient(s.cfg.clientOpts...) // no I/O until used
+	cl, err := kgo.NewClient(s.cfg.allClientOpts()...) // no I/O until used
 	if err != nil {
 		return "?"
 	}

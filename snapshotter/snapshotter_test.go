@@ -302,7 +302,8 @@ func ids(n int) []uuid.UUID {
 // writes are refused in the snapshotter's topic.
 func TestEndToEnd(t *testing.T) {
 	e := newEnv(t, 3)
-	s := e.snapshotter(t)
+	// Its store and log read through a client of the application's.
+	s := e.snapshotter(t, snapshotter.WithClient(kafkatest.Client(t)))
 	start(t, s)
 	waitFor(t, "ready", 60*time.Second, s.Ready)
 	var failures []aggregate.SnapshotFailure

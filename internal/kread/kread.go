@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -374,3 +375,33 @@ func ReplicationFactor(ctx context.Context, adm *kadm.Client, configured int16, 
 
 // DefaultReplicationFactor is min(3, brokers), and at least 1.
 func DefaultReplicationFactor(brokers int) int16 { return int16(min(3, max(1, brokers))) }
+
+// SharedOpts returns the options of cl, a client a caller hands to a log
+// or store (WithClient), from which the log or store makes the clients of
+// its own that need settings of their own (acks, partitioning, transactional
+// ids, connections that long-poll). It refuses a client whose options those
+// clients would inherit to harm: one that consumes (a group, topics or
+// partitions: each client made from it would consume too, or join the
+// group) or is transactional (it would be fenced by them).
+func SharedOpts(cl *kgo.Client) ([]kgo.Opt, error) {
+	if cl == nil {
+		return nil, errors.New("WithClient: nil client")
+	}
+	var why []string
+	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
+		why = append(why, fmt.Sprintf("it is in consumer group %q", g))
+	}
+	if ts, _ := cl.OptValue(kgo.ConsumeTopics).([]string); len(ts) > 0 {
+		why = append(why, fmt.Sprintf("it consumes topics %v", ts))
+	}
+	if ps, _ := cl.OptValue(kgo.ConsumePartitions).(map[string]map[int32]kgo.Offset); len(ps) > 0 {
+		why = append(why, "it consumes partitions")
+	}
+	if v := cl.OptValues(kgo.TransactionalID); len(v) == 2 && v[1] == true {
+		why = append(why, fmt.Sprintf("it is transactional (%v)", v[0]))
+	}
+	if len(why) > 0 {
+		return nil, fmt.Errorf("WithClient: %s; give a client of connection settings only (seed brokers, TLS, SASL)", strings.Join(why, ", "))
+	}
+	return cl.Opts(), nil
+}

@@ -119,6 +119,12 @@ type Root[S any] struct {
 	save   uuid.UUID    // the save of that event
 	readTo int64        // where the log is known to hold the aggregate at committed (log.Expected.ReadTo)
 
+	// snapVersion and snapAt are the version and time of the aggregate's
+	// latest snapshot this root knows of: loaded from, or written. The
+	// snapshot policy decides on them.
+	snapVersion int64
+	snapAt      time.Time
+
 	// unsettled is the save whose Append ended without a verdict (a
 	// timeout, a broker failure): its first n uncommitted events may or may
 	// not be stored. The next Save sends exactly that save again, under the

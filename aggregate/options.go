@@ -49,8 +49,8 @@ const (
 
 type config struct {
 	store        snapshots.Store
-	threshold    int64
-	thresholdSet bool
+	policy       Policy // nil: no automatic snapshots
+	policyBy     string // the option that set it, for messages
 	mode         SnapshotMode
 	maxPending   int
 	concurrency  int
@@ -81,15 +81,28 @@ func WithSnapshotStore(store snapshots.Store) Option {
 
 // WithSnapshotThreshold makes Save snapshot an aggregate when the save
 // carries its version across a multiple of n (version/n increases), once per
-// save, at the version reached. n must be positive. Default: no automatic
-// snapshots. Needs WithSnapshotStore.
+// save, at the version reached: WithSnapshotPolicy(Every(n)). n must be
+// positive. Default: no automatic snapshots. Needs WithSnapshotStore.
 func WithSnapshotThreshold(n int64) Option {
 	return optionFunc(func(c *config) {
 		if n <= 0 {
 			c.errs = append(c.errs, fmt.Errorf("WithSnapshotThreshold: threshold must be positive, got %d", n))
 		}
-		c.threshold = n
-		c.thresholdSet = true
+		c.policy, c.policyBy = Every(n), "WithSnapshotThreshold"
+	})
+}
+
+// WithSnapshotPolicy makes the repository snapshot an aggregate when p says
+// a snapshot is due: after each Save, and after each Load (for
+// AfterCostlyLoad), at the version reached, in the repository's
+// SnapshotMode. Default: no automatic snapshots. Needs WithSnapshotStore;
+// a policy that fails its validation is refused with every problem named.
+func WithSnapshotPolicy(p Policy) Option {
+	return optionFunc(func(c *config) {
+		if err := validatePolicy(p); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("WithSnapshotPolicy: %w", err))
+		}
+		c.policy, c.policyBy = p, "WithSnapshotPolicy"
 	})
 }
 
@@ -176,8 +189,8 @@ func newConfig(opts []Option) (config, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if c.thresholdSet && c.store == nil {
-		c.errs = append(c.errs, errors.New("WithSnapshotThreshold needs WithSnapshotStore"))
+	if c.policy != nil && c.store == nil {
+		c.errs = append(c.errs, fmt.Errorf("%s needs WithSnapshotStore", c.policyBy))
 	}
 	if c.mode == SnapshotBackground && c.store == nil {
 		c.errs = append(c.errs, errors.New("SnapshotBackground needs WithSnapshotStore"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/snaplog/snaplog/log"
@@ -75,6 +76,11 @@ func NewRepository[S any](events EventLog, typ Type[S], opts ...Option) (*Reposi
 	if err := typ.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("type: %w", err))
 	}
+	if cfg.policy != nil {
+		if err := checkPolicyFor[S](cfg.policy); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", cfg.policyBy, err))
+		}
+	}
 	var state *snapshots.StateSchema
 	if cfg.store != nil {
 		if state, err = snapshotSchema(typ, cfg.store); err != nil {
@@ -108,6 +114,20 @@ func snapshotSchema[S any](typ Type[S], store snapshots.Store) (*snapshots.State
 	return state, nil
 }
 
+// SnapshotSettings are a repository's snapshot settings, as its options set
+// them.
+type SnapshotSettings struct {
+	Store         snapshots.Store // nil: no snapshots
+	Mode          SnapshotMode
+	Policy        Policy // nil: no automatic snapshots
+	SchemaVersion int    // the type's state schema version, which loads require of a snapshot
+}
+
+// SnapshotSettings returns the repository's snapshot settings.
+func (r *Repository[S]) SnapshotSettings() SnapshotSettings {
+	return SnapshotSettings{Store: r.cfg.store, Mode: r.cfg.mode, Policy: r.cfg.policy, SchemaVersion: r.typ.schemaVersion()}
+}
+
 // Type returns the aggregate type's name.
 func (r *Repository[S]) Type() string { return r.typ.Name }
 
@@ -121,12 +141,30 @@ func (r *Repository[S]) New(id uuid.UUID) *Root[S] {
 // Load returns the aggregate at its latest version, or an error wrapping
 // ErrNotFound when it has no events.
 func (r *Repository[S]) Load(ctx context.Context, id uuid.UUID) (*Root[S], error) {
+	start := time.Now()
 	root, err := r.load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	r.stats.loads.Add(1)
+	if r.cfg.policy != nil && r.cfg.mode != SnapshotManual {
+		c := r.policyContext(root, root.committed, nil)
+		c.Load, c.LoadEvents, c.LoadTook = true, root.committed-root.snapVersion, time.Since(start)
+		if r.cfg.policy.Due(c) {
+			r.autoSnapshot(ctx, root)
+		}
+	}
 	return root, nil
+}
+
+// policyContext is what the policy decides on after a save of events
+// that took root from version before, or after a load (events nil).
+func (r *Repository[S]) policyContext(root *Root[S], before int64, events []Envelope) PolicyContext {
+	return PolicyContext{
+		AggregateType: r.typ.Name, AggregateID: root.id,
+		Before: before, Version: root.committed, Events: events, State: root.state,
+		Snapshot: root.snapVersion, SnapshotAt: root.snapAt, Now: r.cfg.now(),
+	}
 }
 
 func (r *Repository[S]) load(ctx context.Context, id uuid.UUID) (*Root[S], error) {
@@ -213,6 +251,7 @@ func (r *Repository[S]) loadFromSnapshot(ctx context.Context, id uuid.UUID) (*Ro
 	root := newRoot(r.typ, r.cfg.now, id)
 	root.state = state
 	root.version, root.committed = snap.Version, snap.Version
+	root.snapVersion, root.snapAt = snap.Version, snap.CreatedAt
 	root.last, root.save = snap.Position, snap.Save
 	// The snapshot's own event is the last of a save (Confirm checks it):
 	// after it no save of the aggregate is incomplete, and the sequence
@@ -517,9 +556,10 @@ func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 	root.committed = last.AggregateVersion
 	root.last, root.save = last.Position, last.Save
 	root.readTo = last.Position.Offset + 1
+	saved := slices.Clone(root.uncommitted[:us.n])
 	root.uncommitted = slices.Delete(root.uncommitted, 0, us.n)
 
-	if r.cfg.thresholdSet && r.cfg.mode != SnapshotManual && snapshots.Crossed(before, root.committed, r.cfg.threshold) {
+	if r.cfg.policy != nil && r.cfg.mode != SnapshotManual && r.cfg.policy.Due(r.policyContext(root, before, saved)) {
 		r.autoSnapshot(ctx, root)
 	}
 	return nil
@@ -557,6 +597,9 @@ func (r *Repository[S]) autoSnapshot(ctx context.Context, root *Root[S]) {
 		r.snapshotFailed(root.id, root.committed, r.cfg.mode, err)
 		return
 	}
+	// The policy's next decision for this root knows of this snapshot,
+	// written or on its way.
+	root.snapVersion, root.snapAt = snap.Version, snap.CreatedAt
 	switch r.cfg.mode {
 	case SnapshotSync:
 		r.writeSnapshot(ctx, snap, SnapshotSync)
@@ -649,6 +692,7 @@ func (r *Repository[S]) CreateSnapshot(ctx context.Context, root *Root[S]) (snap
 	if err := r.writeSnapshot(ctx, snap, SnapshotManual); err != nil {
 		return snapshots.Snapshot{}, fmt.Errorf("aggregate: snapshot %s %s version %d: %w", r.typ.Name, root.id, root.committed, err)
 	}
+	root.snapVersion, root.snapAt = snap.Version, snap.CreatedAt
 	return snap, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/internal/kread"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
@@ -28,7 +29,7 @@ type config struct {
 	eventPrefix string
 	snapPrefix  string
 	replication int16
-	threshold   int64
+	policy      aggregate.Policy
 	interval    time.Duration
 	maxStates   int
 	txnID       string
@@ -98,14 +99,34 @@ func WithReplicationFactor(n int16) Option {
 }
 
 // WithThreshold makes the snapshotter snapshot an aggregate when its
-// version crosses a multiple of n (the repository's rule). n must be
-// positive. Default: DefaultThreshold (100).
+// version crosses a multiple of n (the repository's rule):
+// WithPolicy(aggregate.Every(n)). n must be positive. Default:
+// DefaultThreshold (100).
 func WithThreshold(n int64) Option {
 	return optionFunc(func(c *config) {
 		if n <= 0 {
 			c.errs = append(c.errs, fmt.Errorf("WithThreshold: must be positive, got %d", n))
 		}
-		c.threshold = n
+		c.policy = aggregate.Every(n)
+	})
+}
+
+// WithPolicy sets when the snapshotter snapshots an aggregate between its
+// checkpoints (at a checkpoint it snapshots every aggregate that changed,
+// whatever the policy): the policies of package aggregate, asked after each
+// save the snapshotter applies, with the state after it. A When policy of
+// another state type than an aggregate type's is never due for it. A policy
+// that fails its validation, or that is due only after loads
+// (aggregate.AfterCostlyLoad: the snapshotter loads nothing), is refused.
+// Default: aggregate.Every(DefaultThreshold).
+func WithPolicy(p aggregate.Policy) Option {
+	return optionFunc(func(c *config) {
+		if err := aggregate.ValidatePolicy(p); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("WithPolicy: %w", err))
+		} else if aggregate.PolicyLoads(p) {
+			c.errs = append(c.errs, fmt.Errorf("WithPolicy: %v: the snapshotter loads no aggregate, so a policy due after loads is never due", p))
+		}
+		c.policy = p
 	})
 }
 
@@ -214,7 +235,7 @@ func newConfig(group string, opts []Option) (config, error) {
 		eventPrefix: log.DefaultTopicPrefix,
 		snapPrefix:  snapshots.DefaultTopicPrefix,
 		replication: 0, // the store's default
-		threshold:   DefaultThreshold,
+		policy:      aggregate.Every(DefaultThreshold),
 		interval:    DefaultCheckpointInterval,
 		maxStates:   DefaultMaxStates,
 		txnID:       group + "-" + uuid.NewString(),

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
@@ -72,7 +73,8 @@ type partState struct {
 	// repaired are the aggregates whose snapshot a tombstone deleted and
 	// that were snapshotted again since (repairDeleted).
 	repaired map[uuid.UUID]struct{}
-	buf      []log.Event // AppendNext's buffer, used by the partition's goroutine
+	buf      []log.Event          // AppendNext's buffer, used by the partition's goroutine
+	envs     []aggregate.Envelope // the policy's events, used by the partition's goroutine
 }
 
 // aggState is one aggregate's state as the snapshotter holds it.
@@ -82,6 +84,7 @@ type aggState struct {
 	save        uuid.UUID     // the save of the event at last
 	last        log.Position
 	snapVersion int64 // the version of its latest committed snapshot
+	snapAt      int64 // when it was taken, in Unix microseconds (0: not known)
 	failed      error // an event could not be applied: no longer snapshotted
 	used        time.Time
 	// held is set when a checkpoint was held back for a save of the
@@ -449,16 +452,26 @@ func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.R
 	if out != log.Accepted {
 		return // part of a save not complete yet, a save that lost, or seen already
 	}
+	envs := st.envs[:0]
 	for _, ae := range accepted {
-		next, err := st.typ.apply(a.state, ae)
+		next, env, err := st.typ.apply(a.state, ae)
 		if err != nil {
 			s.fail(st, r, e.AggregateID, a, fmt.Errorf("%s/%d@%d: %w", st.topic, st.p, ae.Position.Offset, err))
 			return
 		}
 		a.state, a.save, a.last = next, ae.Save, ae.Position
+		envs = append(envs, env)
 		s.stats.eventsApplied.Add(1)
 	}
-	if n := s.cfg.threshold; snapshots.Crossed(before, a.seq.Version, n) && snapshots.Crossed(a.snapVersion, a.seq.Version, n) {
+	st.envs = envs
+	c := aggregate.PolicyContext{
+		AggregateType: st.typ.name, AggregateID: e.AggregateID, Before: before, Version: a.seq.Version,
+		Events: envs, State: a.state, Snapshot: a.snapVersion, Now: time.Now(),
+	}
+	if a.snapAt != 0 {
+		c.SnapshotAt = time.UnixMicro(a.snapAt)
+	}
+	if s.cfg.policy.Due(c) {
 		st.pending[e.AggregateID] = struct{}{}
 	}
 }
@@ -517,6 +530,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 			}
 			if cerr == nil {
 				a.state, a.seq, a.save, a.last, a.snapVersion = state, log.Sequencer{Version: snap.Version}, snap.Save, snap.Position, snap.Version
+				a.snapAt = snap.CreatedAt.UnixMicro()
 				return a
 			}
 			s.cfg.logger.Warn("snapshot not confirmed by the log; rebuilding the aggregate from its events",
@@ -556,7 +570,7 @@ func (s *Snapshotter) rebuild(ctx context.Context, st *partState, a *aggState, i
 		}
 		_, accepted := a.seq.Next(e)
 		for _, ae := range accepted {
-			next, aerr := st.typ.apply(a.state, ae)
+			next, _, aerr := st.typ.apply(a.state, ae)
 			if aerr != nil {
 				a.failed = fmt.Errorf("replay: %s/%d@%d: %w", st.topic, st.p, ae.Position.Offset, aerr)
 				return
@@ -770,7 +784,9 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 			continue // revoked meanwhile; the records are written all the same
 		}
 		if a := c.st.aggs[c.id]; a != nil {
-			a.snapVersion = max(a.snapVersion, c.snap.Version)
+			if c.snap.Version >= a.snapVersion {
+				a.snapVersion, a.snapAt = c.snap.Version, c.snap.CreatedAt.UnixMicro()
+			}
 		}
 		delete(c.st.pending, c.id)
 		written[c.snap.AggregateType]++

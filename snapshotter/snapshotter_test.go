@@ -654,3 +654,54 @@ func TestRefusesEventsTopicThatCanLoseEvents(t *testing.T) {
 		t.Fatal("Run waited until its context ended")
 	}
 }
+
+// TestPolicy: between checkpoints the snapshotter snapshots when its
+// policy says so (here a predicate on the state after a save), and a
+// policy it cannot evaluate is refused.
+func TestPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		p    aggregate.Policy
+		want string
+	}{
+		{aggregate.AfterCostlyLoad(5, 0), "loads no aggregate"},
+		{aggregate.AnyOf(aggregate.Every(10), aggregate.AfterCostlyLoad(0, time.Second)), "loads no aggregate"},
+		{aggregate.Every(0), "WithPolicy: Every: n must be positive"},
+		{nil, "WithPolicy: nil policy"},
+	} {
+		_, err := snapshotter.New("g", []snapshotter.Type{snapshotter.Register(accountType(t))},
+			snapshotter.KafkaClient(kgo.SeedBrokers("127.0.0.1:1")), snapshotter.WithPolicy(tc.p))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("WithPolicy(%v): %v, want an error saying %q", tc.p, err, tc.want)
+		}
+	}
+
+	e := newEnv(t, 1)
+	s := e.snapshotter(t, snapshotter.WithCheckpointInterval(time.Hour),
+		snapshotter.WithPolicy(aggregate.When(func(_ aggregate.Envelope, a Account) bool { return a.Balance >= 100 })))
+	start(t, s)
+	waitFor(t, "ready", 60*time.Second, s.Ready)
+	app := e.repo(t)
+	a := app.New(uuid.New())
+	deposit := func() {
+		t.Helper()
+		if err := a.Apply(Deposited{Amount: 30}); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Save(ctxT(t), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		deposit() // balance 30, 60, 90
+	}
+	store := e.store(t)
+	time.Sleep(2 * time.Second) // many of the snapshotter's flushes of due snapshots
+	if snap, err := store.Get(ctxT(t), "Account", a.ID()); !errors.Is(err, snapshots.ErrNotFound) {
+		t.Fatalf("before the policy was due: snapshot %v, %v", snap, err)
+	}
+	deposit() // balance 120
+	waitFor(t, "the snapshot the policy made due", 30*time.Second, func() bool {
+		snap, err := store.Get(ctxT(t), "Account", a.ID())
+		return err == nil && snap.Version == 4
+	})
+}

@@ -31,7 +31,7 @@ type typeSpec struct {
 	olderSchemas  []string
 
 	initial func(id uuid.UUID) any
-	apply   func(state any, e log.Event) (any, error)
+	apply   func(state any, e log.Event) (any, aggregate.Envelope, error)
 	encode  func(state any) ([]byte, error)
 	decode  func(b []byte) (any, error)
 	err     error // what is wrong with the type's state schema
@@ -68,18 +68,20 @@ func Register[S any](typ aggregate.Type[S]) Type {
 			}
 			return typ.Init(id)
 		},
-		apply: func(state any, le log.Event) (any, error) {
+		apply: func(state any, le log.Event) (any, aggregate.Envelope, error) {
 			if typ.Events == nil || typ.Apply == nil {
-				return nil, fmt.Errorf("aggregate type %s has no Events registry or Apply", typ.Name)
+				return nil, aggregate.Envelope{}, fmt.Errorf("aggregate type %s has no Events registry or Apply", typ.Name)
 			}
 			ev, err := typ.Events.Decode(le.Type, le.ContentType, le.Payload)
 			if err != nil {
-				return nil, err
+				return nil, aggregate.Envelope{}, err
 			}
-			return typ.Apply(state.(S), aggregate.Envelope{
+			env := aggregate.Envelope{
 				ID: le.ID, Type: le.Type, AggregateID: le.AggregateID, AggregateType: le.AggregateType,
 				Version: le.AggregateVersion, OccurredAt: le.OccurredAt, Metadata: le.Metadata, Event: ev, Position: le.Position,
-			})
+			}
+			next, err := typ.Apply(state.(S), env)
+			return next, env, err
 		},
 		encode: func(v any) ([]byte, error) { return state.Encode(v.(S)) },
 		decode: func(b []byte) (any, error) {

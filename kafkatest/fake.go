@@ -6,8 +6,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// fakeOptions configure the in-process cluster like scripts/kafka.sh
-// configures its broker, as far as kfake has the setting: one broker, so
+// fakeOptions configure the in-process cluster like snaplog's development
+// broker (scripts/kafka.sh in its repository), as far as kfake has the
+// setting: one broker, so
 // that every topic has one replica; one partition for a topic created
 // without a count; no topic auto-creation; the same transaction timeout
 // bound. kfake has transactions and consumer groups, and no initial
@@ -34,12 +35,24 @@ func fakeOptions() []kfake.Opt {
 	}
 }
 
-// startFake starts the in-process kfake cluster and returns its address.
-// It runs until the test binary exits.
-func startFake() ([]string, error) {
+// NewFake starts an in-process kfake cluster configured as the one Brokers
+// falls back to (one broker, explicit topic creation, transactions and
+// consumer groups, no log cleaning), for programs and examples that want
+// one of their own. Close it when done; its address is ListenAddrs.
+func NewFake() (*kfake.Cluster, error) {
 	c, err := kfake.NewCluster(fakeOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: start the in-process kfake cluster: %w", err)
+	}
+	return c, nil
+}
+
+// startFake starts the shared in-process kfake cluster and returns its
+// address. It runs until the test binary exits.
+func startFake() ([]string, error) {
+	c, err := NewFake()
+	if err != nil {
+		return nil, err
 	}
 	return c.ListenAddrs(), nil
 }

@@ -554,24 +554,25 @@ func (c *AvroCodec) Decode(b []byte) (Snapshot, error) {
 }
 
 // Head is what a snapshot's encoding says before its state: whose snapshot
-// it is and of which version.
+// it is, of which version, taken with which state schema version.
 type Head struct {
 	AggregateID   uuid.UUID
 	AggregateType string
 	Version       int64
+	SchemaVersion int
 }
 
 // DecodeHead checks b as Decode does (single-object header, a registered
 // writer schema, a record that walks that schema to its end, an aggregate
-// type the schema is registered for) and returns the aggregate id, type
-// and version, without decoding or resolving the state: a view of a
+// type the schema is registered for) and returns the aggregate id, type,
+// version and schema version, without decoding or resolving the state: a view of a
 // snapshot topic keeps no more of each record.
 func (c *AvroCodec) DecodeHead(b []byte) (Head, error) {
 	s, _, _, err := c.decode(b)
 	if err != nil {
 		return Head{}, err
 	}
-	return Head{AggregateID: s.AggregateID, AggregateType: s.AggregateType, Version: s.Version}, nil
+	return Head{AggregateID: s.AggregateID, AggregateType: s.AggregateType, Version: s.Version, SchemaVersion: s.SchemaVersion}, nil
 }
 
 // decode reads the header and the envelope's fields and checks the state's

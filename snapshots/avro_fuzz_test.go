@@ -96,7 +96,8 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		// What decodes has the head DecodeHead reads without the state.
-		if herr != nil || head.AggregateID != s.AggregateID || head.AggregateType != s.AggregateType || head.Version != s.Version {
+		if herr != nil || head.AggregateID != s.AggregateID || head.AggregateType != s.AggregateType || head.Version != s.Version ||
+			head.SchemaVersion != s.SchemaVersion {
 			t.Fatalf("DecodeHead %+v, %v; Decode %v", head, herr, s)
 		}
 		again, err := c.Encode(s)

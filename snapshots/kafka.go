@@ -2,6 +2,7 @@ package snapshots
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,9 +27,11 @@ import (
 // snapshots of aggregate type T live in DefaultTopicPrefix + T.
 const DefaultTopicPrefix = "snaplog.snapshots."
 
-// ErrOwned is reported (through errors.Is) by Put and Delete on a
-// partition whose checkpoints declare a snapshotter owner other than the
-// store's own (WithOwner): only that snapshotter writes there.
+// ErrOwned is reported (through errors.Is) by Put, Delete, Remove and
+// DeleteType on a partition whose checkpoints declare a snapshotter owner
+// other than the store's own (WithOwner): only that snapshotter writes
+// there. Delete and Remove refuse a partition a snapshotter owns whatever
+// the store's owner.
 var ErrOwned = errors.New("snapshots: snapshot topic is owned by a snapshotter")
 
 // missingFor is how long the store takes an aggregate type's snapshot topic
@@ -55,13 +58,14 @@ var ErrTopicLayout = errors.New("snapshots: snapshot topic layout")
 // them" (see Checkpoint). Kafka implements CheckpointReader, so a repository
 // on it starts loads at the checkpoint when that is past the snapshot. A
 // checkpoint's Owner declares the snapshotter that writes the topic; Put and
-// Delete refuse to write to a partition owned by someone else (ErrOwned).
+// DeleteType refuse to write to a partition owned by someone else, Delete
+// and Remove to an owned partition (ErrOwned).
 //
 // Reads come from a materialized view. A partition is restored on its first
 // use (read from its start to its end as of then) and kept current by one
 // goroutine that tails every restored partition. The view keeps, per
-// aggregate, the version and offset of its latest snapshot (83 bytes an
-// aggregate), and the encoded value while the cache budget
+// aggregate, the version, schema version and offset of its latest snapshot
+// (83 bytes an aggregate), and the encoded value while the cache budget
 // (WithViewCacheBytes) allows; a value beyond the budget is fetched from
 // Kafka when asked for. So the view's memory is 83 bytes times the
 // aggregates of the restored partitions, plus at most the budget. Like
@@ -107,6 +111,7 @@ type Kafka struct {
 var (
 	_ Store            = (*Kafka)(nil)
 	_ CheckpointReader = (*Kafka)(nil)
+	_ Housekeeper      = (*Kafka)(nil)
 )
 
 type kafkaType struct {
@@ -125,18 +130,20 @@ type viewPart struct {
 	restoring  chan struct{} // closed when a restore ends
 	restoreErr error
 	entries    map[uuid.UUID]*viewEntry
-	deleted    map[uuid.UUID]struct{} // keys whose last record is a tombstone
+	deleted    map[uuid.UUID]int64 // keys whose last record is a tombstone, and its offset
 	checkpoint *Checkpoint
 	next       int64 // the offset the view has read up to
 }
 
 // viewEntry is what the view keeps of one aggregate: 83 bytes with its map
 // slot (BenchmarkViewMemory), plus the value and about 20 bytes more while
-// the cache budget allows.
+// the cache budget allows. (The schema version fills the 48-byte allocation
+// the other fields take anyway.)
 type viewEntry struct {
-	version int64
-	offset  int64
-	value   []byte
+	version       int64
+	offset        int64
+	value         []byte
+	schemaVersion int32
 }
 
 type kafkaConfig struct {
@@ -448,7 +455,7 @@ func (k *Kafka) kafkaType(ctx context.Context, aggregateType string, create bool
 	}
 	kt = &kafkaType{name: aggregateType, topic: t, eventsTopic: eventsName, parts: make([]*viewPart, t.Partitions)}
 	for p := range kt.parts {
-		kt.parts[p] = &viewPart{p: int32(p), entries: make(map[uuid.UUID]*viewEntry), deleted: make(map[uuid.UUID]struct{})}
+		kt.parts[p] = &viewPart{p: int32(p), entries: make(map[uuid.UUID]*viewEntry), deleted: make(map[uuid.UUID]int64)}
 	}
 	k.mu.Lock()
 	if have := k.types[aggregateType]; have != nil {
@@ -728,7 +735,7 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 		return
 	}
 	if r.Value == nil {
-		k.forget(vp, id)
+		k.forget(vp, id, r.Offset)
 		return
 	}
 	// The view keeps only the version: the state is decoded when asked for.
@@ -741,7 +748,7 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 		skip("snapshot of another aggregate", fmt.Errorf("record of %s %s under key %s", head.AggregateType, head.AggregateID, id))
 		return
 	}
-	k.remember(vp, id, head.Version, r.Offset, r.Value)
+	k.remember(vp, id, head.Version, head.SchemaVersion, r.Offset, r.Value)
 }
 
 // remember records a snapshot in the view unless the view holds a later
@@ -750,7 +757,7 @@ func (k *Kafka) apply(kt *kafkaType, vp *viewPart, r *kgo.Record) {
 // highest version instead would let one forged record block every real
 // snapshot written after it; loads confirm what they use, see
 // Snapshot.Confirm.)
-func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version, offset int64, value []byte) {
+func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version int64, schemaVersion int, offset int64, value []byte) {
 	vp.mu.Lock()
 	defer vp.mu.Unlock()
 	e := vp.entries[id]
@@ -758,12 +765,15 @@ func (k *Kafka) remember(vp *viewPart, id uuid.UUID, version, offset int64, valu
 		return
 	}
 	if e == nil {
+		if at, deleted := vp.deleted[id]; deleted && at > offset {
+			return // a later tombstone deleted it
+		}
 		e = &viewEntry{}
 		vp.entries[id] = e
 		delete(vp.deleted, id)
 	}
 	k.cached.Add(-int64(len(e.value)))
-	e.version, e.offset, e.value = version, offset, nil
+	e.version, e.schemaVersion, e.offset, e.value = version, int32(schemaVersion), offset, nil
 	if k.cached.Load()+int64(len(value)) <= k.cfg.cacheBytes {
 		e.value = bytes.Clone(value)
 		k.cached.Add(int64(len(value)))
@@ -872,7 +882,7 @@ func (k *Kafka) Put(ctx context.Context, s Snapshot) error {
 	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("snapshots: put %s to %s/%d: %w", s, kt.topic.Name, vp.p, err)
 	}
-	k.remember(vp, s.AggregateID, s.Version, rec.Offset, value)
+	k.remember(vp, s.AggregateID, s.Version, s.SchemaVersion, rec.Offset, value)
 	return nil
 }
 
@@ -882,39 +892,244 @@ func (k *Kafka) Put(ctx context.Context, s Snapshot) error {
 // it has a snapshot there, and a deleted snapshot would break that promise.
 // (Loads survive a tombstone written all the same: they read the aggregate
 // from the log; see aggregate.Repository.Load.) To drop the snapshots of an
-// owned topic, stop its snapshotters and rebuild.
+// owned topic, delete them as its owner with DeleteType, or stop its
+// snapshotters and rebuild.
 func (k *Kafka) Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error {
+	_, err := k.Remove(ctx, aggregateType, aggregateID)
+	return err
+}
+
+// Remove implements Housekeeper: it is Delete, and reports whether the view
+// held a snapshot of the aggregate when the tombstone was written. Like
+// Delete it writes the tombstone either way (the view may not have read a
+// snapshot just written by another store yet), unless the aggregate type
+// has no snapshot topic.
+func (k *Kafka) Remove(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error) {
 	kt, vp, err := k.part(ctx, aggregateType, aggregateID, false)
 	if err != nil || vp == nil {
-		return err
+		return false, err
 	}
 	vp.mu.RLock()
+	existed := vp.entries[aggregateID] != nil
 	if cp := vp.checkpoint; cp != nil && cp.Owner != "" {
 		err = fmt.Errorf("%w: %s/%d: snapshotter %q checkpoints it, and its checkpoint promises a snapshot of every aggregate with events before offset %d; not deleting %s %s",
 			ErrOwned, kt.topic.Name, vp.p, cp.Owner, cp.Offset, aggregateType, aggregateID)
 	}
 	vp.mu.RUnlock()
 	if err != nil {
-		return err
+		return false, err
 	}
 	rec := &kgo.Record{Topic: kt.topic.Name, Partition: vp.p, Key: log.Key(aggregateID)}
 	if err := k.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("snapshots: delete %s %s from %s/%d: %w", aggregateType, aggregateID, kt.topic.Name, vp.p, err)
+		return false, fmt.Errorf("snapshots: delete %s %s from %s/%d: %w", aggregateType, aggregateID, kt.topic.Name, vp.p, err)
 	}
-	k.forget(vp, aggregateID)
-	return nil
+	k.forget(vp, aggregateID, rec.Offset)
+	return existed, nil
 }
 
-// forget applies a tombstone to the view: the aggregate has no snapshot,
-// and had one (Get says so with ErrDeleted).
-func (k *Kafka) forget(vp *viewPart, id uuid.UUID) {
+// Exists implements Housekeeper from the view: whether the last record of
+// the aggregate's key that the view has read is a snapshot of it.
+func (k *Kafka) Exists(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error) {
+	_, vp, err := k.part(ctx, aggregateType, aggregateID, false)
+	if err != nil || vp == nil {
+		return false, err
+	}
+	vp.mu.RLock()
+	defer vp.mu.RUnlock()
+	return vp.entries[aggregateID] != nil, nil
+}
+
+// PartitionCount is what CountTypeByPartition and DeleteTypeByPartition
+// report of one partition of an aggregate type's snapshot topic.
+type PartitionCount struct {
+	Partition int32
+	// Snapshots is how many snapshots of the partition match
+	// (CountTypeByPartition) or were deleted (DeleteTypeByPartition).
+	Snapshots int
+	// Owner is the owner the partition's latest checkpoint names: "" when
+	// it has no checkpoint, or one without an owner.
+	Owner string
+}
+
+// deleteBatch is how many tombstones DeleteTypeByPartition produces at
+// once.
+const deleteBatch = 4096
+
+// CountType implements Housekeeper: CountTypeByPartition, summed.
+func (k *Kafka) CountType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error) {
+	counts, err := k.CountTypeByPartition(ctx, aggregateType, belowSchemaVersion)
+	return sumCounts(counts), err
+}
+
+// CountTypeByPartition restores every partition of the aggregate type's
+// snapshot topic and returns, for each partition in order, how many of its
+// snapshots DeleteType would delete now (see Housekeeper for what matches
+// belowSchemaVersion), and the owner its checkpoint names. It writes
+// nothing. For an aggregate type without a snapshot topic the result is
+// empty.
+func (k *Kafka) CountTypeByPartition(ctx context.Context, aggregateType string, belowSchemaVersion int) ([]PartitionCount, error) {
+	kt, err := k.restoreType(ctx, aggregateType, belowSchemaVersion)
+	if err != nil || kt == nil {
+		return nil, err
+	}
+	counts := make([]PartitionCount, len(kt.parts))
+	for i, vp := range kt.parts {
+		ids, owner := vp.matching(belowSchemaVersion)
+		counts[i] = PartitionCount{Partition: vp.p, Snapshots: len(ids), Owner: owner}
+	}
+	return counts, nil
+}
+
+// DeleteType implements Housekeeper: DeleteTypeByPartition, summed.
+func (k *Kafka) DeleteType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error) {
+	counts, err := k.DeleteTypeByPartition(ctx, aggregateType, belowSchemaVersion)
+	return sumCounts(counts), err
+}
+
+// DeleteTypeByPartition restores every partition of the aggregate type's
+// snapshot topic and writes a tombstone for each snapshot the view holds
+// that matches belowSchemaVersion (see Housekeeper); it returns, for each
+// partition in order, how many it deleted. It never writes a tombstone
+// under CheckpointKey, nor for a key whose records are no snapshot of the
+// type: checkpoints and the records the view skips stay. For an aggregate
+// type without a snapshot topic the result is empty.
+//
+// On a partition a snapshotter checkpoints, only that snapshotter's name
+// may delete (WithOwner equal to the checkpoint's Owner): a store of
+// another owner, or of none, gets ErrOwned, and when any partition refuses,
+// DeleteTypeByPartition writes nothing at all. The tombstones break the
+// checkpoint's promise for their aggregates only in a way loads survive:
+// Get reports those aggregates with ErrDeleted, so Checkpoint.Unborn is
+// false and loads and creations read them from the log, and the
+// snapshotter writes their snapshots again, with the type's current schema
+// version, at its next checkpoint (a running one within its checkpoint
+// interval). That repair must come before compaction drops the tombstones
+// (delete.retention.ms after the log cleaner reaches them, a day by
+// default): delete from an owned topic while its snapshotters run, or
+// start them well within that time.
+//
+// Snapshots written after the view read a partition are not deleted, and a
+// snapshot written between the view's read and the tombstone is deleted in
+// its place; the snapshotter writes it again as it does the others. A
+// failure part way returns the counts of what was deleted and the error.
+func (k *Kafka) DeleteTypeByPartition(ctx context.Context, aggregateType string, belowSchemaVersion int) ([]PartitionCount, error) {
+	kt, err := k.restoreType(ctx, aggregateType, belowSchemaVersion)
+	if err != nil || kt == nil {
+		return nil, err
+	}
+	var refused []error
+	for _, vp := range kt.parts {
+		vp.mu.RLock()
+		err := k.writable(kt, vp)
+		vp.mu.RUnlock()
+		if err != nil {
+			refused = append(refused, err)
+		}
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("snapshots: not deleting snapshots of %s: %w", aggregateType, errors.Join(refused...))
+	}
+	counts := make([]PartitionCount, 0, len(kt.parts))
+	for _, vp := range kt.parts {
+		ids, owner := vp.matching(belowSchemaVersion)
+		pc := PartitionCount{Partition: vp.p, Owner: owner}
+		for batch := range slices.Chunk(ids, deleteBatch) {
+			recs := make([]*kgo.Record, len(batch))
+			for i, id := range batch {
+				recs[i] = &kgo.Record{Topic: kt.topic.Name, Partition: vp.p, Key: log.Key(id)}
+			}
+			var failed error
+			for _, res := range k.cl.ProduceSync(ctx, recs...) {
+				if res.Err != nil {
+					failed = cmp.Or(failed, res.Err)
+					continue
+				}
+				if id, err := uuid.ParseBytes(res.Record.Key); err == nil {
+					k.forget(vp, id, res.Record.Offset)
+				}
+				pc.Snapshots++
+			}
+			if failed != nil {
+				counts = append(counts, pc)
+				return counts, fmt.Errorf("snapshots: delete snapshots of %s from %s/%d (%d deleted there): %w",
+					aggregateType, kt.topic.Name, vp.p, pc.Snapshots, failed)
+			}
+		}
+		counts = append(counts, pc)
+	}
+	return counts, nil
+}
+
+// restoreType checks the arguments of CountType and DeleteType and restores
+// every partition of the aggregate type's snapshot topic; it returns nil
+// when the type has no snapshot topic.
+func (k *Kafka) restoreType(ctx context.Context, aggregateType string, belowSchemaVersion int) (*kafkaType, error) {
+	if err := checkBelow(aggregateType, belowSchemaVersion); err != nil {
+		return nil, err
+	}
+	kt, err := k.kafkaType(ctx, aggregateType, false)
+	if err != nil || kt == nil {
+		return nil, err
+	}
+	errs := make([]error, len(kt.parts))
+	sem := make(chan struct{}, 8) // partitions restored at once
+	var wg sync.WaitGroup
+	for i, vp := range kt.parts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = k.restore(ctx, kt, vp)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return kt, nil
+}
+
+// matching returns the aggregates of the partition whose snapshot matches
+// belowSchemaVersion, and the owner its checkpoint names.
+func (vp *viewPart) matching(belowSchemaVersion int) ([]uuid.UUID, string) {
+	vp.mu.RLock()
+	defer vp.mu.RUnlock()
+	var ids []uuid.UUID
+	for id, e := range vp.entries {
+		if matchesBelow(int(e.schemaVersion), belowSchemaVersion) {
+			ids = append(ids, id)
+		}
+	}
+	var owner string
+	if vp.checkpoint != nil {
+		owner = vp.checkpoint.Owner
+	}
+	return ids, owner
+}
+
+func sumCounts(counts []PartitionCount) int {
+	n := 0
+	for _, c := range counts {
+		n += c.Snapshots
+	}
+	return n
+}
+
+// forget applies the tombstone at offset to the view: the aggregate has no
+// snapshot, and had one (Get says so with ErrDeleted), unless the view
+// already holds a later record of the key.
+func (k *Kafka) forget(vp *viewPart, id uuid.UUID, offset int64) {
 	vp.mu.Lock()
 	defer vp.mu.Unlock()
 	if e := vp.entries[id]; e != nil {
+		if e.offset > offset {
+			return
+		}
 		k.cached.Add(-int64(len(e.value)))
 		delete(vp.entries, id)
 	}
-	vp.deleted[id] = struct{}{}
+	if at, ok := vp.deleted[id]; !ok || at < offset {
+		vp.deleted[id] = offset
+	}
 }
 
 // CheckpointOf implements CheckpointReader.

@@ -3,6 +3,7 @@ package snapshots_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,111 @@ func TestKafkaWithClient(t *testing.T) {
 	}
 	if err := cl.Ping(ctxT(t)); err != nil {
 		t.Fatalf("the client given to the store does not work after the store's Close: %v", err)
+	}
+}
+
+// TestKafkaDeleteTypeAsOwner: on partitions a snapshotter checkpoints, a
+// store without its name (none, or another) gets ErrOwned from DeleteType
+// and deletes nothing; the owner deletes exactly the snapshots below the
+// schema version, in every partition, and leaves the checkpoints. Loads
+// then see the deleted snapshots as deleted (ErrDeleted, so never unborn
+// under the checkpoint) and read those aggregates from the log.
+func TestKafkaDeleteTypeAsOwner(t *testing.T) {
+	env := newEnv(t, 3)
+	const owner = "snapshotter-accounts"
+	sidecar := env.store(t, snapshots.WithOwner(owner))
+	h := snapshotstest.Harness{Type: "Account", Partitions: env.partitions, State: countState}
+	bySchema := map[int][]uuid.UUID{}
+	for i := range 12 {
+		id, schema := uuid.New(), 1+i%2
+		s := h.Snapshot(id, 4)
+		s.SchemaVersion = schema
+		if err := sidecar.Put(ctxT(t), s); err != nil {
+			t.Fatal(err)
+		}
+		bySchema[schema] = append(bySchema[schema], id)
+	}
+	for p := range env.partitions {
+		if err := sidecar.PutCheckpoint(ctxT(t), "Account", snapshots.Checkpoint{EventsPartition: p, Offset: 100 + int64(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, s := range []*snapshots.Kafka{env.store(t), env.store(t, snapshots.WithOwner("someone-else"))} {
+		n, err := s.DeleteType(ctxT(t), "Account", 2)
+		if !errors.Is(err, snapshots.ErrOwned) || !strings.Contains(err.Error(), owner) || n != 0 {
+			t.Fatalf("DeleteType by a store that is not the owner: %d, %v; want 0 and ErrOwned naming %s", n, err, owner)
+		}
+	}
+	if existed, err := sidecar.Remove(ctxT(t), "Account", bySchema[1][0]); !errors.Is(err, snapshots.ErrOwned) || existed {
+		t.Fatalf("Remove in an owned partition by its owner: %v, %v; want ErrOwned as Delete", existed, err)
+	}
+
+	planned, err := env.store(t, snapshots.WithOwner(owner)).CountTypeByPartition(ctxT(t), "Account", 2)
+	if err != nil || len(planned) != int(env.partitions) {
+		t.Fatalf("CountTypeByPartition: %v, %v", planned, err)
+	}
+	total := 0
+	for i, c := range planned {
+		if c.Partition != int32(i) || c.Owner != owner {
+			t.Fatalf("partition %d counted as %+v", i, c)
+		}
+		total += c.Snapshots
+	}
+	if total != len(bySchema[1]) {
+		t.Fatalf("counted %d snapshots below schema version 2, want %d (nothing was deleted yet)", total, len(bySchema[1]))
+	}
+
+	deleted, err := sidecar.DeleteTypeByPartition(ctxT(t), "Account", 2)
+	if err != nil || !slices.Equal(deleted, planned) {
+		t.Fatalf("DeleteTypeByPartition: %+v, %v; want what CountTypeByPartition counted, %+v", deleted, err, planned)
+	}
+
+	fresh := env.store(t) // a repository's store, restoring the topic now
+	for schema, ids := range bySchema {
+		for _, id := range ids {
+			_, getErr := fresh.Get(ctxT(t), "Account", id)
+			cp, err := fresh.CheckpointOf(ctxT(t), "Account", id)
+			if err != nil || cp.Owner != owner {
+				t.Fatalf("checkpoint of %s after DeleteType: %+v, %v", id, cp, err)
+			}
+			switch {
+			case schema == 1 && (!errors.Is(getErr, snapshots.ErrNotFound) || !errors.Is(getErr, snapshots.ErrDeleted)):
+				t.Fatalf("Get of a deleted snapshot: %v, want ErrNotFound and ErrDeleted", getErr)
+			case schema == 1 && cp.Unborn(id, getErr):
+				t.Fatalf("an aggregate whose snapshot was deleted is unborn under %s", cp)
+			case schema == 2 && getErr != nil:
+				t.Fatalf("Get of a snapshot of schema version 2: %v", getErr)
+			}
+		}
+	}
+	for p := range env.partitions {
+		if _, err := fresh.RestorePartition(ctxT(t), "Account", p); err != nil {
+			t.Fatalf("the checkpoint of partition %d did not survive DeleteType: %v", p, err)
+		}
+	}
+	if n, err := fresh.CountType(ctxT(t), "Account", 0); err != nil || n != len(bySchema[2]) {
+		t.Fatalf("CountType of what is left: %d, %v; want %d", n, err, len(bySchema[2]))
+	}
+}
+
+// TestKafkaDeleteTypeWithoutSnapshotTopic: an aggregate type whose snapshot
+// topic does not exist has nothing to count or delete, and DeleteType does
+// not create the topic.
+func TestKafkaDeleteTypeWithoutSnapshotTopic(t *testing.T) {
+	env := newEnv(t, 2)
+	s := env.store(t)
+	if counts, err := s.CountTypeByPartition(ctxT(t), "Account", 0); err != nil || len(counts) != 0 {
+		t.Fatalf("CountTypeByPartition: %v, %v", counts, err)
+	}
+	if n, err := s.DeleteType(ctxT(t), "Account", 0); err != nil || n != 0 {
+		t.Fatalf("DeleteType: %d, %v", n, err)
+	}
+	td, err := kadm.NewClient(kafkatest.Client(t)).ListTopics(ctxT(t), env.snaps+"Account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.Has(env.snaps + "Account") {
+		t.Fatalf("DeleteType created %s", env.snaps+"Account")
 	}
 }

@@ -25,7 +25,10 @@ type memKey struct {
 	id  uuid.UUID
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store       = (*Memory)(nil)
+	_ Housekeeper = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{} }
@@ -69,13 +72,80 @@ func (s *Memory) Put(ctx context.Context, snap Snapshot) error {
 
 // Delete implements Store.
 func (s *Memory) Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error {
+	_, err := s.Remove(ctx, aggregateType, aggregateID)
+	return err
+}
+
+// Remove implements Housekeeper: it deletes the aggregate's snapshot and
+// reports whether there was one.
+func (s *Memory) Remove(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
+	}
+	k := memKey{aggregateType, aggregateID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[k]
+	delete(s.m, k)
+	return ok, nil
+}
+
+// Exists implements Housekeeper.
+func (s *Memory) Exists(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.RLock()
+	_, ok := s.m[memKey{aggregateType, aggregateID}]
+	s.mu.RUnlock()
+	return ok, nil
+}
+
+// CountType implements Housekeeper.
+func (s *Memory) CountType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := checkBelow(aggregateType, belowSchemaVersion); err != nil {
+		return 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for k, snap := range s.m {
+		if k.typ == aggregateType && matchesBelow(snap.SchemaVersion, belowSchemaVersion) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DeleteType implements Housekeeper. It deletes the matching snapshots in
+// one step: a concurrent Get sees all of them or none deleted.
+func (s *Memory) DeleteType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := checkBelow(aggregateType, belowSchemaVersion); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
-	delete(s.m, memKey{aggregateType, aggregateID})
+	defer s.mu.Unlock()
+	n := 0
+	for k, snap := range s.m {
+		if k.typ == aggregateType && matchesBelow(snap.SchemaVersion, belowSchemaVersion) {
+			delete(s.m, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Clear deletes every snapshot the store holds, of every aggregate type.
+func (s *Memory) Clear() {
+	s.mu.Lock()
+	clear(s.m)
 	s.mu.Unlock()
-	return nil
 }
 
 // Len returns how many snapshots the store holds.

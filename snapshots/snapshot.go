@@ -152,6 +152,52 @@ type Store interface {
 	Delete(ctx context.Context, aggregateType string, aggregateID uuid.UUID) error
 }
 
+// Housekeeper is implemented by stores that can tell whether they hold a
+// snapshot and delete snapshots in bulk ([Memory] and [Kafka]): the
+// housekeeping after a change to an aggregate type's state schema, when the
+// snapshots taken with an older schema version can no longer be used
+// (loads replay the aggregates' events instead, see Snapshot.For) and only
+// take space.
+//
+// A snapshot matches belowSchemaVersion when belowSchemaVersion is 0 (every
+// snapshot of the type) or when its SchemaVersion is lower than
+// belowSchemaVersion; a negative belowSchemaVersion is an error. Snapshots
+// of other aggregate types never match.
+type Housekeeper interface {
+	// Exists reports whether the store holds a snapshot of the aggregate,
+	// without decoding it. A deleted snapshot does not exist.
+	Exists(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error)
+	// Remove is Store.Delete that reports whether the store held a
+	// snapshot of the aggregate: false when there was none to delete,
+	// which is not an error. It refuses what Delete refuses.
+	Remove(ctx context.Context, aggregateType string, aggregateID uuid.UUID) (bool, error)
+	// CountType returns how many snapshots of the aggregate type
+	// DeleteType with the same arguments would delete now; it deletes
+	// nothing.
+	CountType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error)
+	// DeleteType deletes every snapshot of the aggregate type that matches
+	// belowSchemaVersion and returns how many it deleted. Loads of those
+	// aggregates replay their events until a new snapshot is taken.
+	DeleteType(ctx context.Context, aggregateType string, belowSchemaVersion int) (int, error)
+}
+
+// checkBelow refuses a negative belowSchemaVersion (see Housekeeper).
+func checkBelow(aggregateType string, belowSchemaVersion int) error {
+	if aggregateType == "" {
+		return errors.New("snapshots: empty aggregate type")
+	}
+	if belowSchemaVersion < 0 {
+		return fmt.Errorf("snapshots: schema version bound %d is negative (0 matches every schema version)", belowSchemaVersion)
+	}
+	return nil
+}
+
+// matchesBelow reports whether a snapshot taken with schemaVersion matches
+// belowSchemaVersion (see Housekeeper).
+func matchesBelow(schemaVersion, belowSchemaVersion int) bool {
+	return belowSchemaVersion == 0 || schemaVersion < belowSchemaVersion
+}
+
 // SchemaRegistrar is implemented by stores that encode snapshots and so
 // must know each aggregate type's state schema ([Kafka]). A repository
 // registers its type's schemas with its store, and the snapshotter its

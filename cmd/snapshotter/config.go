@@ -28,11 +28,12 @@ const (
 	cmdRun         command = "run"
 	cmdInspect     command = "inspect"
 	cmdRebuild     command = "rebuild"
+	cmdPurge       command = "purge"
 	cmdHealthcheck command = "healthcheck"
 	cmdSchema      command = "schema"
 )
 
-var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdHealthcheck, cmdSchema}
+var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge, cmdHealthcheck, cmdSchema}
 
 // config is everything the binary is told, read from its flags and
 // environment variables by parseConfig. Only the fields of the command being
@@ -51,10 +52,15 @@ type config struct {
 	TransactionalID    string // "" for the snapshotter's default
 	SessionTimeout     time.Duration
 	RebalanceTimeout   time.Duration
-	// Type is the aggregate type inspect and rebuild work on; ID the
+	// Type is the aggregate type inspect, rebuild and purge work on; ID the
 	// aggregate inspect shows.
 	Type string
 	ID   uuid.UUID
+	// SchemaBelow is purge's bound: only snapshots taken with a lower
+	// state schema version are deleted; 0 for every snapshot of the type.
+	SchemaBelow int
+	// DryRun makes purge count what it would delete and delete nothing.
+	DryRun bool
 }
 
 // setting is one field of config: its flag, its environment variable, its
@@ -68,12 +74,13 @@ type setting struct {
 	arg      string             // the value's name in the usage
 	usage    string
 	required bool
+	boolean  bool // a flag given without a value means true (-dry-run)
 	cmds     []command
 	set      func(c *config, v string) error
 }
 
 var (
-	kafkaCmds    = []command{cmdRun, cmdInspect, cmdRebuild}
+	kafkaCmds    = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge}
 	snapshotCmds = []command{cmdRun, cmdRebuild}
 )
 
@@ -85,8 +92,8 @@ var settings = []setting{
 			c.Brokers, err = parseBrokers(v)
 			return err
 		}},
-	{flag: "group", env: "SNAPLOG_GROUP", def: "snaplog-snapshotter", arg: "name", cmds: snapshotCmds,
-		usage: "consumer group of the snapshotters, and the owner their checkpoints name",
+	{flag: "group", env: "SNAPLOG_GROUP", def: "snaplog-snapshotter", arg: "name", cmds: []command{cmdRun, cmdRebuild, cmdPurge},
+		usage: "consumer group of the snapshotters, and the owner their checkpoints name (purge deletes as this owner)",
 		set: func(c *config, v string) error {
 			if v == "" {
 				return errors.New("must not be empty")
@@ -183,7 +190,7 @@ var settings = []setting{
 			c.HTTPAddr = v
 			return nil
 		}},
-	{flag: "log-level", env: "SNAPLOG_LOG_LEVEL", def: "info", defs: map[command]string{cmdInspect: "warn", cmdRebuild: "warn"},
+	{flag: "log-level", env: "SNAPLOG_LOG_LEVEL", def: "info", defs: map[command]string{cmdInspect: "warn", cmdRebuild: "warn", cmdPurge: "warn"},
 		arg: "level", cmds: kafkaCmds,
 		usage: "least level of the JSON log lines on stderr: debug, info, warn or error",
 		set: func(c *config, v string) error {
@@ -198,7 +205,7 @@ var settings = []setting{
 			c.TransactionalID = v
 			return nil
 		}},
-	{flag: "type", arg: "name", required: true, cmds: []command{cmdInspect, cmdRebuild, cmdSchema},
+	{flag: "type", arg: "name", required: true, cmds: []command{cmdInspect, cmdRebuild, cmdPurge, cmdSchema},
 		usage: "aggregate type",
 		set: func(c *config, v string) error {
 			c.Type = v
@@ -212,7 +219,46 @@ var settings = []setting{
 			}
 			return nil
 		}},
+	{flag: "schema-below", arg: "n", defDoc: "every schema version", cmds: []command{cmdPurge},
+		usage: "delete only the snapshots taken with a state schema version below n",
+		set: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			if n <= 0 || n > math.MaxInt32 {
+				return fmt.Errorf("must be from 1 to %d", math.MaxInt32)
+			}
+			c.SchemaBelow = n
+			return nil
+		}},
+	{flag: "dry-run", def: "false", boolean: true, cmds: []command{cmdPurge},
+		usage: "print how many snapshots each partition would lose, and delete nothing",
+		set: func(c *config, v string) (err error) {
+			if c.DryRun, err = strconv.ParseBool(v); err != nil {
+				return errors.New("not true or false")
+			}
+			return nil
+		}},
 }
+
+// boolFlag is the flag.Value of a boolean setting: its text, set to "true"
+// when the flag is given without a value.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+
+func (b boolFlag) Set(v string) error {
+	*b.v = v
+	return nil
+}
+
+func (b boolFlag) IsBoolFlag() bool { return true }
 
 func (s setting) takenBy(cmd command) bool { return slices.Contains(s.cmds, cmd) }
 
@@ -251,7 +297,12 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 	fs.Usage = func() { printUsage(stderr, cmd, types) }
 	raw := make(map[string]*string)
 	for _, s := range settings {
-		if s.takenBy(cmd) {
+		switch {
+		case !s.takenBy(cmd):
+		case s.boolean:
+			raw[s.flag] = new(string)
+			fs.Var(boolFlag{raw[s.flag]}, s.flag, s.usage)
+		default:
 			raw[s.flag] = fs.String(s.flag, "", s.usage)
 		}
 	}
@@ -289,7 +340,7 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 			errs = append(errs, fmt.Errorf("%s %q: %w", src, v, err))
 		}
 	}
-	if cmd == cmdRun || cmd == cmdInspect || cmd == cmdRebuild {
+	if slices.Contains(kafkaCmds, cmd) {
 		if c.EventsPrefix != "" && c.EventsPrefix == c.SnapshotsPrefix {
 			errs = append(errs, fmt.Errorf("the events and snapshot topics share the prefix %q", c.EventsPrefix))
 		}
@@ -401,6 +452,8 @@ func printUsage(w io.Writer, cmd command, types []string) {
   snapshotter [run] [flags]                   run the sidecar
   snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
   snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log (stop the sidecars first)
+  snapshotter purge -type T [flags]           delete T's snapshots as the sidecars' owner, for them to write again
+                                              (-schema-below N: only those of schema versions below N; -dry-run: count them)
   snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
   snapshotter schema -type T                  print the Avro writer schema of T's snapshot records (envelope and state)
   snapshotter version                         print the version, VCS revision and Go version of the binary
@@ -426,6 +479,10 @@ Flags of %s (a flag given wins over its environment variable):
 		case s.defDoc != "":
 			notes = append(notes, "default: "+s.defDoc)
 		}
-		fmt.Fprintf(w, "  -%s %s  (%s)\n        %s\n", s.flag, s.arg, strings.Join(notes, "; "), s.usage)
+		flagArg := "-" + s.flag
+		if s.arg != "" {
+			flagArg += " " + s.arg
+		}
+		fmt.Fprintf(w, "  %s  (%s)\n        %s\n", flagArg, strings.Join(notes, "; "), s.usage)
 	}
 }

@@ -100,6 +100,34 @@ func TestParseConfig(t *testing.T) {
 			errs: []string{"flag provided but not defined: -threshold"}},
 		{name: "rebuild of an unknown type", cmd: cmdRebuild, args: []string{"-type", "Invoice", "-brokers", "k1:9092"},
 			errs: []string{`-type "Invoice": not an aggregate type of this binary (Order)`}, n: 1},
+		{name: "purge", cmd: cmdPurge, args: []string{"-type", "Order", "-schema-below", "3", "-dry-run"},
+			env: map[string]string{"SNAPLOG_BROKERS": "k1:9092", "SNAPLOG_GROUP": "orders"},
+			want: func(c *config) {
+				*c = config{Brokers: c.Brokers, Group: "orders", EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix,
+					LogLevel: slog.LevelWarn, Type: "Order", SchemaBelow: 3, DryRun: true}
+			}},
+		{name: "purge of every schema version, for real", cmd: cmdPurge, args: []string{"-type", "Order", "-dry-run=false", "-brokers", "k1:9092"},
+			want: func(c *config) {
+				*c = config{Brokers: c.Brokers, Group: c.Group, EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix,
+					LogLevel: slog.LevelWarn, Type: "Order"}
+			}},
+		{name: "purge with bad flags", cmd: cmdPurge, args: []string{"-schema-below", "0", "-dry-run=maybe", "-group", ""},
+			errs: []string{
+				"-brokers (or SNAPLOG_BROKERS) is required",
+				"-type is required",
+				`-schema-below "0": must be from 1 to 2147483647`,
+				`-dry-run "maybe": not true or false`,
+				`-group "": must not be empty`,
+			}, n: 5},
+		{name: "purge with a schema version that is not a number", cmd: cmdPurge,
+			args: []string{"-type", "Order", "-schema-below", "two", "-brokers", "k1:9092"},
+			errs: []string{`-schema-below "two": not an integer`}, n: 1},
+		{name: "purge of an unknown type", cmd: cmdPurge, args: []string{"-type", "Invoice", "-brokers", "k1:9092"},
+			errs: []string{`-type "Invoice": not an aggregate type of this binary (Order)`}, n: 1},
+		{name: "purge takes no snapshotter settings", cmd: cmdPurge, args: []string{"-type", "Order", "-threshold", "3"},
+			errs: []string{"flag provided but not defined: -threshold"}},
+		{name: "dry-run is purge's alone", cmd: cmdRebuild, args: []string{"-type", "Order", "-dry-run"},
+			errs: []string{"flag provided but not defined: -dry-run"}},
 		{name: "healthcheck", cmd: cmdHealthcheck, env: map[string]string{"SNAPLOG_HTTP_ADDR": "127.0.0.1:9000"},
 			want: func(c *config) { *c = config{HTTPAddr: "127.0.0.1:9000"} }},
 	}
@@ -166,6 +194,7 @@ func TestRunHelpAndVersion(t *testing.T) {
 		{[]string{"rebuild", "-h"}, "-type name"},
 		{[]string{"help"}, "Flags of run"},
 		{[]string{"help", "inspect"}, "-id uuid"},
+		{[]string{"help", "purge"}, "-dry-run  ("},
 		{[]string{"version"}, "snapshotter "},
 	} {
 		var stdout, stderr strings.Builder
@@ -185,6 +214,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"-threshold", "-1"}, exitUsage, "snapshotter run: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -threshold \"-1\": must be positive\n"},
 		{[]string{"inspect", "-nope"}, exitUsage, "flag provided but not defined: -nope"},
+		{[]string{"purge", "-type", "Order", "-schema-below", "-1"}, exitUsage,
+			"snapshotter purge: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -schema-below \"-1\": must be from 1 to 2147483647\n"},
 	}
 	for _, tt := range tests {
 		var stderr strings.Builder

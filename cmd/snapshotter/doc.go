@@ -3,13 +3,14 @@
 // consumer group and writes snapshots and checkpoints to the snapshot
 // topics, so that application processes only ever read a short tail of the
 // log. It serves health, readiness and Prometheus metrics over HTTP, and has
-// two maintenance commands, inspect and rebuild.
+// three maintenance commands, inspect, rebuild and purge.
 //
 // # Commands
 //
 //	snapshotter [run] [flags]                   run the sidecar
 //	snapshotter inspect -type T -id ID [flags]  print an aggregate's latest snapshot and its partition's checkpoint
 //	snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log
+//	snapshotter purge -type T [flags]           delete T's snapshots as the sidecars' owner, for them to write again
 //	snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
 //	snapshotter schema -type T                  print the Avro writer schema of T's snapshot records
 //	snapshotter version                         print the version, VCS revision and Go version
@@ -22,9 +23,9 @@
 //
 // # Configuration
 //
-// Every setting is a flag and, but for -type and -id, an environment
-// variable; a flag given wins over its variable, and a variable set to blank
-// counts as not set.
+// Every setting is a flag and, but for -type, -id, -schema-below and
+// -dry-run, an environment variable; a flag given wins over its variable,
+// and a variable set to blank counts as not set.
 //
 //	flag                  environment variable         default
 //	-brokers              SNAPLOG_BROKERS              required: Kafka seed brokers, host:port,...
@@ -38,7 +39,7 @@
 //	-max-states           SNAPLOG_MAX_STATES           100000
 //	-replication          SNAPLOG_REPLICATION          min(3, brokers); -1 is the broker's default
 //	-http-addr            SNAPLOG_HTTP_ADDR            :8080
-//	-log-level            SNAPLOG_LOG_LEVEL            info; warn for inspect and rebuild (debug, info, warn, error)
+//	-log-level            SNAPLOG_LOG_LEVEL            info; warn for inspect, rebuild and purge (debug, info, warn, error)
 //	-transactional-id     SNAPLOG_TRANSACTIONAL_ID     the group, "-" and a random id
 //
 // The settings map to the options of package snapshotter of the same names.
@@ -116,6 +117,34 @@
 // it (the rebuild then never completes; stop the sidecar and run it again).
 // As a member of the same group, rebuild's writes are fenced like theirs.
 // Applications may keep running: their loads stay correct throughout.
+//
+// # Purge
+//
+// purge deletes the snapshots of one aggregate type, or with -schema-below N
+// only those taken with a state schema version below N: the housekeeping
+// after a change to the type's state schema, whose older snapshots loads no
+// longer use. It restores the type's snapshot topic, counts the matching
+// snapshots of each partition, and writes a tombstone for each as the
+// owner the sidecars' checkpoints name, -group (snapshots.Kafka.DeleteType).
+// With -dry-run it prints the counts and deletes nothing; otherwise it
+// prints what it deleted, per partition and in total, to stdout:
+//
+//	purge Order: snapshots of Order with schema version below 2 in snaplog.snapshots.Order
+//	  partition 0: 12 snapshots deleted
+//	  partition 1: 9 snapshots deleted
+//	  total: 21 snapshots deleted
+//	the snapshotters of group snaplog-snapshotter write them again at their next checkpoints; until then loads of those aggregates replay their events
+//
+// Loads of the aggregates whose snapshot was deleted read them from the
+// log (their snapshots are deleted, not missing, so no checkpoint counts
+// them as new), and the running sidecars write their snapshots again, with
+// the type's current schema version, at their next checkpoints. So purge
+// runs with the sidecars running: it exits 1 without deleting anything when
+// partitions to purge are checkpointed by -group and the group has no
+// members (the tombstones must be repaired before compaction drops them,
+// delete.retention.ms after the cleaner reaches them), and when the topic's
+// checkpoints name another owner than -group. A dry run prints the counts
+// and then exits 1 with the reason the purge would be refused, if any.
 //
 // # One's own domain
 //

@@ -451,3 +451,134 @@ func TestRebuild(t *testing.T) {
 		}
 	}
 }
+
+// orderStore is a Kafka snapshot store of the test's topics, as owner when
+// one is given.
+func (e *kafkaEnv) orderStore(t *testing.T, opts ...snapshots.KafkaOption) *snapshots.Kafka {
+	t.Helper()
+	codec, err := codecOf(testTypes(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := snapshots.NewKafka(codec, append([]snapshots.KafkaOption{snapshots.KafkaClient(kgo.SeedBrokers(e.brokers...)),
+		snapshots.WithTopicPrefix(e.snaps), snapshots.WithEventsTopicPrefix(e.events)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// TestPurge runs purge on a topic the sidecar owns: the dry run prints the
+// counts per partition and deletes nothing; a purge under another -group
+// is refused; the purge deletes exactly the snapshots below the schema
+// version, and the running sidecar writes them again. With the sidecar
+// stopped, purge refuses to delete.
+func TestPurge(t *testing.T) {
+	t.Parallel()
+	e := newKafkaEnv(t, 2)
+	var orders []order.Order
+	for range 6 {
+		orders = append(orders, e.writeOrder(t, item{"Widget", 1, 9.99}))
+	}
+	s := startSidecar(t, e.environ())
+	watch := e.orderStore(t)
+	waitFor(t, "the sidecar's 6 snapshots and 2 checkpoints", 60*time.Second, func() bool {
+		counts, err := watch.CountTypeByPartition(ctxT(t, time.Minute), "Order", 0)
+		n := 0
+		for _, c := range counts {
+			if c.Owner != e.group {
+				return false
+			}
+			n += c.Snapshots
+		}
+		return err == nil && len(counts) == 2 && n == 6
+	})
+
+	// Two orders get snapshots of a later schema version, written as the
+	// owner; the purge below schema version 7 keeps them.
+	owner := e.orderStore(t, snapshots.WithOwner(e.group))
+	kept := map[uuid.UUID]bool{}
+	for _, o := range orders[:2] {
+		snap, err := owner.Get(ctxT(t, time.Minute), "Order", o.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.SchemaVersion = 7
+		if err := owner.Put(ctxT(t, time.Minute), snap); err != nil {
+			t.Fatal(err)
+		}
+		kept[o.ID()] = true
+	}
+	per := [2]int{}
+	for _, o := range orders[2:] {
+		per[log.Partition(o.ID(), 2)]++
+	}
+	purgeRun := func(args ...string) (int, string, string) {
+		var stdout, stderr strings.Builder
+		code := run(ctxT(t, 2*time.Minute), append([]string{"purge", "-type", "Order"}, args...), e.environ(), &stdout, &stderr, testTypes(t))
+		return code, stdout.String(), stderr.String()
+	}
+	left := func(want int) {
+		t.Helper()
+		if n, err := e.orderStore(t).CountType(ctxT(t, time.Minute), "Order", 0); err != nil || n != want {
+			t.Fatalf("%d snapshots left (%v), want %d", n, err, want)
+		}
+	}
+
+	code, stdout, stderr := purgeRun("-schema-below", "7", "-dry-run")
+	wantDry := fmt.Sprintf("purge Order: snapshots of Order with schema version below 7 in %sOrder, dry run\n"+
+		"  partition 0: %d snapshots (owner %s)\n  partition 1: %d snapshots (owner %s)\n"+
+		"  total: 4 snapshots would be deleted; nothing was deleted\n", e.snaps, per[0], e.group, per[1], e.group)
+	if code != exitOK || stdout != wantDry || stderr != "" {
+		t.Fatalf("dry run: exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, stdout, wantDry, stderr)
+	}
+	left(6)
+
+	code, stdout, stderr = purgeRun("-schema-below", "7", "-group", "another-group")
+	if code != exitError || !strings.Contains(stderr, fmt.Sprintf("owned by snapshotter %q", e.group)) ||
+		!strings.Contains(stderr, `not by -group "another-group"`) {
+		t.Fatalf("purge as another owner: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	left(6)
+
+	code, stdout, stderr = purgeRun("-schema-below", "7")
+	wantPurge := fmt.Sprintf("purge Order: snapshots of Order with schema version below 7 in %sOrder\n"+
+		"  partition 0: %d snapshots deleted\n  partition 1: %d snapshots deleted\n  total: 4 snapshots deleted\n"+
+		"the snapshotters of group %s write them again at their next checkpoints; until then loads of those aggregates replay their events\n",
+		e.snaps, per[0], per[1], e.group)
+	if code != exitOK || stdout != wantPurge || stderr != "" {
+		t.Fatalf("purge: exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, stdout, wantPurge, stderr)
+	}
+	// The sidecar writes the deleted snapshots again, at the current schema
+	// version; the later ones stay.
+	if err := watch.Caught(ctxT(t, time.Minute)); err != nil { // the tombstones are in its view
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted snapshots written again", 60*time.Second, func() bool {
+		if err := watch.Caught(ctxT(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range orders {
+			snap, err := watch.Get(ctxT(t, time.Minute), "Order", o.ID())
+			if err != nil || snap.Version != o.Version() || (snap.SchemaVersion == 7) != kept[o.ID()] {
+				return false
+			}
+		}
+		return true
+	})
+
+	if code := s.stop(t); code != exitOK {
+		t.Fatalf("sidecar exit %d; stderr:\n%s", code, s.stderr)
+	}
+	code, stdout, stderr = purgeRun("-dry-run")
+	if code != exitError || !strings.Contains(stdout, "  total: 6 snapshots would be deleted; nothing was deleted\n") ||
+		!strings.Contains(stderr, "dry run: a purge would be refused: group "+e.group+" has no members") {
+		t.Fatalf("dry run with the sidecar stopped: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = purgeRun()
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "group "+e.group+" has no members") {
+		t.Fatalf("purge with the sidecar stopped: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	left(6)
+}

@@ -138,26 +138,36 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 // groupIdle returns an error when the consumer group has members: the
 // sidecars, which must be stopped during a rebuild.
 func groupIdle(ctx context.Context, adm *kadm.Client, group string) error {
-	described, err := adm.DescribeGroups(ctx, group)
+	members, err := groupMembers(ctx, adm, group)
 	if err != nil {
-		return fmt.Errorf("describe group %s: %w", group, err)
+		return err
 	}
-	g, ok := described[group]
-	if !ok || errors.Is(g.Err, kerr.GroupIDNotFound) {
-		return nil
-	}
-	if g.Err != nil {
-		return fmt.Errorf("describe group %s: %w", group, g.Err)
-	}
-	if len(g.Members) > 0 {
-		hosts := make([]string, len(g.Members))
-		for i, m := range g.Members {
+	if len(members) > 0 {
+		hosts := make([]string, len(members))
+		for i, m := range members {
 			hosts[i] = m.ClientID + "@" + m.ClientHost
 		}
 		return fmt.Errorf("group %s has %d members (%s): stop the sidecars of the group before rebuilding",
-			group, len(g.Members), strings.Join(hosts, ", "))
+			group, len(members), strings.Join(hosts, ", "))
 	}
 	return nil
+}
+
+// groupMembers returns the members of the consumer group: none when the
+// group does not exist.
+func groupMembers(ctx context.Context, adm *kadm.Client, group string) ([]kadm.DescribedGroupMember, error) {
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	g, ok := described[group]
+	if !ok || errors.Is(g.Err, kerr.GroupIDNotFound) {
+		return nil, nil
+	}
+	if g.Err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, g.Err)
+	}
+	return g.Members, nil
 }
 
 // rebuildRange is the part of an events topic that a rebuild covers: each

@@ -34,7 +34,7 @@ const httpShutdownTimeout = 10 * time.Second
 // through getenv, and returns the exit code. ctx ending stops the command:
 // main ends it on SIGINT and SIGTERM. types are the aggregate types the
 // binary serves, made with snapshotter.Register. The JSON log lines and the
-// messages for people go to stderr; inspect prints to stdout.
+// messages for people go to stderr; inspect and purge print to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []snapshotter.Type) int {
 	names := typeNames(types)
 	cmd, rest := cmdRun, args
@@ -79,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return inspect(ctx, cfg, typ, logger, stdout, stderr)
 	case cmdRebuild:
 		return rebuild(ctx, cfg, typ, logger, stderr)
+	case cmdPurge:
+		return purge(ctx, cfg, typ, logger, stdout, stderr)
 	case cmdHealthcheck:
 		return healthcheck(ctx, cfg.HTTPAddr, stderr)
 	case cmdSchema:

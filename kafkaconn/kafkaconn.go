@@ -186,19 +186,15 @@ func (c Config) Opts() ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("kafkaconn: %w", err)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
-	dialer := &net.Dialer{Timeout: c.DialTimeout}
-	if c.DialTimeout == 0 {
-		dialer.Timeout = 10 * time.Second
+	if c.DialTimeout != 0 {
+		opts = append(opts, kgo.DialTimeout(c.DialTimeout))
 	}
 	if c.TLS.On() {
 		cfg, err := c.TLS.config()
 		if err != nil {
 			return nil, fmt.Errorf("kafkaconn: tls: %w", err)
 		}
-		td := &tls.Dialer{NetDialer: dialer, Config: cfg}
-		opts = append(opts, kgo.Dialer(td.DialContext))
-	} else if c.DialTimeout != 0 {
-		opts = append(opts, kgo.Dialer(dialer.DialContext))
+		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	if c.SASL.Mechanism != "" {
 		m, err := c.SASL.mechanism()

@@ -393,7 +393,7 @@ func (k *Kafka) Close() error {
 // Ping checks that the cluster answers.
 func (k *Kafka) Ping(ctx context.Context) error {
 	if err := k.cl.Ping(ctx); err != nil {
-		return fmt.Errorf("log: ping kafka: %w", err)
+		return fmt.Errorf("log: ping kafka: %w", kread.Unanswered(k.cl, err))
 	}
 	return nil
 }

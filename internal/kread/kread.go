@@ -10,6 +10,7 @@ package kread
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 )
 
 // Topic is a topic's id, partition count and partition leaders.
@@ -45,7 +47,7 @@ func Describe(ctx context.Context, cl *kgo.Client, name string) (*Topic, error) 
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, err
+		return nil, Unanswered(cl, err)
 	}
 	for _, mt := range resp.Topics {
 		if mt.Topic == nil || *mt.Topic != name {
@@ -404,4 +406,28 @@ func SharedOpts(cl *kgo.Client) ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("WithClient: %s; give a client of connection settings only (seed brokers, TLS, SASL)", strings.Join(why, ", "))
 	}
 	return cl.Opts(), nil
+}
+
+// Unanswered wraps the error of a request the cluster did not answer (a
+// dial, TLS or SASL failure, a timeout) with where the client was sent and
+// how it authenticates, so that a wrong address, certificate or password
+// names the brokers and the mechanism: "brokers 127.0.0.1:9094 (SASL
+// SCRAM-SHA-512): SASL_AUTHENTICATION_FAILED: ...".
+func Unanswered(cl *kgo.Client, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	seeds, _ := cl.OptValue(kgo.SeedBrokers).([]string)
+	how := "no SASL"
+	if ms, _ := cl.OptValue(kgo.SASL).([]sasl.Mechanism); len(ms) > 0 {
+		names := make([]string, len(ms))
+		for i, m := range ms {
+			names[i] = m.Name()
+		}
+		how = "SASL " + strings.Join(names, ",")
+	}
+	if c, _ := cl.OptValue(kgo.DialTLSConfig).(*tls.Config); c != nil {
+		how += ", TLS"
+	}
+	return fmt.Errorf("brokers %s (%s): %w", strings.Join(seeds, ","), how, err)
 }

@@ -1,7 +1,9 @@
 # Development and CI entry points.
 #
-#   make test         start the local Kafka broker if it is not running, then
-#                     run every test against it (race detector on)
+#   make test         start the local Kafka broker, the SASL_SSL broker
+#                     (scripts/kafka.sh secure) and the PostgreSQL server if
+#                     they are not running, then run every test against them
+#                     (race detector on)
 #   make test-cluster start a three-node cluster (scripts/kafka.sh cluster),
 #                     run the fault suite on it (kill -9 of a leader, a
 #                     rolling restart, a paused node), stop the cluster
@@ -15,23 +17,35 @@
 #   make lint         gofmt and go vet
 #   make kafka-start  start the broker (scripts/kafka.sh, data under .kafka/)
 #   make kafka-stop   stop it
+#   make postgres-start  start the PostgreSQL server (scripts/postgres.sh,
+#                     data under .postgres/)
+#   make postgres-stop   stop it
 #
 # make test and make bench leave the broker running so that the next run
 # starts at once; `make kafka-stop` (or `bash scripts/kafka.sh stop`) stops
 # it. Tests find the broker through SNAPLOG_KAFKA_BROKERS; see
 # internal/kafkatest. KAFKA_PORT moves the broker off 127.0.0.1:9092, for
-# scripts/kafka.sh and the tests alike.
+# scripts/kafka.sh and the tests alike. make test likewise starts, and
+# leaves running, a PostgreSQL server of its own on 127.0.0.1:55432
+# (POSTGRES_PORT moves it), which tests find through SNAPLOG_POSTGRES_URL;
+# see internal/pgtest.
 
 .POSIX:
-.PHONY: test test-cluster bench bench-report lint kafka-start kafka-stop kafka-up
+.PHONY: test test-cluster bench bench-report lint kafka-start kafka-stop kafka-up kafka-secure-up postgres-start postgres-stop postgres-up
 
 GO = go
 KAFKA = bash scripts/kafka.sh
 # Where scripts/kafka.sh listens: 127.0.0.1 on $KAFKA_PORT, default 9092.
 KAFKA_BROKERS = 127.0.0.1:$${KAFKA_PORT:-9092}
+POSTGRES = bash scripts/postgres.sh
+# What scripts/postgres.sh prints: 127.0.0.1 on $POSTGRES_PORT, default 55432.
+POSTGRES_URL = postgres://snaplog:snaplog@127.0.0.1:$${POSTGRES_PORT:-55432}/snaplog?sslmode=disable
 
-test: kafka-up
-	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -race -count=1 -timeout 12m ./...
+# The secured broker's address, CA and credentials (SNAPLOG_KAFKA_SECURE_*)
+# come from `scripts/kafka.sh secure env`.
+test: kafka-up kafka-secure-up postgres-up
+	set -a && eval "$$($(KAFKA) secure env)" && set +a && \
+	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) SNAPLOG_POSTGRES_URL="$(POSTGRES_URL)" $(GO) test -race -count=1 -timeout 12m ./...
 	# Stops and starts the broker: runs alone, after everything else.
 	SNAPLOG_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -timeout 5m -tags kafkarestart -run 'TestKafkaSurvivesBrokerRestart|TestKafkaProcessTorture' ./log/
 
@@ -74,3 +88,18 @@ kafka-stop:
 # Starts the broker unless it already runs and answers.
 kafka-up:
 	@$(KAFKA) status || $(KAFKA) start
+
+# Starts the SASL_SSL broker (scripts/kafka.sh secure) unless it answers.
+kafka-secure-up:
+	@$(KAFKA) secure status || $(KAFKA) secure start
+
+postgres-start:
+	$(POSTGRES) start
+
+postgres-stop:
+	$(POSTGRES) stop
+
+# Starts the PostgreSQL server unless it already runs and accepts
+# connections.
+postgres-up:
+	@$(POSTGRES) status || $(POSTGRES) start

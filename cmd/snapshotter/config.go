@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/kafkaconn"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -39,7 +40,12 @@ var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge, cmdHealthchec
 // environment variables by parseConfig. Only the fields of the command being
 // run are set.
 type config struct {
-	Brokers            []string
+	Brokers []string
+	// Conn is the connection to the cluster: Brokers with the TLS and SASL
+	// settings; KafkaOpts its franz-go options, which every client of the
+	// command is built from.
+	Conn               kafkaconn.Config
+	KafkaOpts          []kgo.Opt
 	Group              string
 	EventsPrefix       string
 	SnapshotsPrefix    string
@@ -81,6 +87,7 @@ type setting struct {
 
 var (
 	kafkaCmds    = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge}
+	connCmds     = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge}
 	snapshotCmds = []command{cmdRun, cmdRebuild}
 )
 
@@ -92,6 +99,42 @@ var settings = []setting{
 			c.Brokers, err = parseBrokers(v)
 			return err
 		}},
+	{flag: "tls", env: "SNAPLOG_TLS", def: "false", boolean: true, cmds: connCmds,
+		usage: "connect with TLS (implied by the other -tls flags), verifying the brokers' certificates against the system's roots or -tls-ca",
+		set:   func(c *config, v string) (err error) { c.Conn.TLS.Enabled, err = parseBool(v); return err }},
+	{flag: "tls-ca", env: "SNAPLOG_TLS_CA", arg: "file", cmds: connCmds,
+		usage: "PEM file of the CA certificates that verify the brokers'",
+		set:   func(c *config, v string) error { c.Conn.TLS.CAFile = v; return nil }},
+	{flag: "tls-cert", env: "SNAPLOG_TLS_CERT", arg: "file", cmds: connCmds,
+		usage: "PEM file of the client certificate, for mutual TLS (with -tls-key)",
+		set:   func(c *config, v string) error { c.Conn.TLS.CertFile = v; return nil }},
+	{flag: "tls-key", env: "SNAPLOG_TLS_KEY", arg: "file", cmds: connCmds,
+		usage: "PEM file of the client certificate's key, for mutual TLS (with -tls-cert)",
+		set:   func(c *config, v string) error { c.Conn.TLS.KeyFile = v; return nil }},
+	{flag: "tls-server-name", env: "SNAPLOG_TLS_SERVER_NAME", arg: "name", cmds: connCmds,
+		usage: "the name the brokers' certificates must have, when not the host of the broker address",
+		set:   func(c *config, v string) error { c.Conn.TLS.ServerName = v; return nil }},
+	{flag: "tls-insecure-skip-verify", env: "SNAPLOG_TLS_INSECURE_SKIP_VERIFY", def: "false", boolean: true, cmds: connCmds,
+		usage: "accept any certificate the brokers present: for tests only",
+		set:   func(c *config, v string) (err error) { c.Conn.TLS.InsecureSkipVerify, err = parseBool(v); return err }},
+	{flag: "sasl-mechanism", env: "SNAPLOG_SASL_MECHANISM", arg: "name", cmds: connCmds,
+		usage: "SASL mechanism: " + strings.Join(kafkaconn.Mechanisms, ", ") + " (AWS_MSK_IAM takes AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment)",
+		set: func(c *config, v string) error {
+			if !kafkaconn.Known(v) {
+				return fmt.Errorf("not one of %s", strings.Join(kafkaconn.Mechanisms, ", "))
+			}
+			c.Conn.SASL.Mechanism = v
+			return nil
+		}},
+	{flag: "sasl-username", env: "SNAPLOG_SASL_USERNAME", arg: "name", cmds: connCmds,
+		usage: "SASL user, for PLAIN and SCRAM",
+		set:   func(c *config, v string) error { c.Conn.SASL.Username = v; return nil }},
+	{flag: "sasl-password-file", env: "SNAPLOG_SASL_PASSWORD_FILE", arg: "file", cmds: connCmds,
+		usage: "file whose first line is the SASL password, for PLAIN and SCRAM (or the environment variable SNAPLOG_SASL_PASSWORD; never a flag, which ps would show)",
+		set:   func(c *config, v string) error { c.Conn.SASL.PasswordFile = v; return nil }},
+	{flag: "sasl-token-file", env: "SNAPLOG_SASL_TOKEN_FILE", arg: "file", cmds: connCmds,
+		usage: "file holding the OAuth bearer token, read at each authentication, for OAUTHBEARER",
+		set:   func(c *config, v string) error { c.Conn.SASL.TokenFile = v; return nil }},
 	{flag: "group", env: "SNAPLOG_GROUP", def: "snaplog-snapshotter", arg: "name", cmds: []command{cmdRun, cmdRebuild, cmdPurge},
 		usage: "consumer group of the snapshotters, and the owner their checkpoints name (purge deletes as this owner)",
 		set: func(c *config, v string) error {
@@ -344,6 +387,16 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 		if c.EventsPrefix != "" && c.EventsPrefix == c.SnapshotsPrefix {
 			errs = append(errs, fmt.Errorf("the events and snapshot topics share the prefix %q", c.EventsPrefix))
 		}
+		// The password never comes from a flag: ps shows the command line.
+		c.Conn.SASL.Password = envOf(getenv, envSASLPassword)
+		c.Conn.Brokers = c.Brokers
+		if len(c.Brokers) > 0 {
+			if err := c.Conn.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("connection (the -tls and -sasl flags): %w", err))
+			} else if c.KafkaOpts, err = c.Conn.Opts(); err != nil {
+				errs = append(errs, fmt.Errorf("connection (the -tls and -sasl flags): %w", err))
+			}
+		}
 	}
 	if c.Type != "" && !slices.Contains(types, c.Type) {
 		errs = append(errs, fmt.Errorf("-type %q: not an aggregate type of this binary (%s)", c.Type, strings.Join(types, ", ")))
@@ -352,6 +405,17 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 		return c, &invalidConfig{errs}
 	}
 	return c, nil
+}
+
+// envSASLPassword is the environment variable of the SASL password.
+const envSASLPassword = "SNAPLOG_SASL_PASSWORD"
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errors.New("not a boolean (true or false)")
+	}
+	return b, nil
 }
 
 func envOf(getenv func(string) string, name string) string {
@@ -405,7 +469,7 @@ func topicPrefix(v string) (string, error) {
 // options maps the configuration to the snapshotter's options.
 func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshotter.Option {
 	opts := []snapshotter.Option{
-		snapshotter.KafkaClient(kgo.SeedBrokers(c.Brokers...)),
+		snapshotter.KafkaClient(c.KafkaOpts...),
 		snapshotter.WithEventsTopicPrefix(c.EventsPrefix),
 		snapshotter.WithSnapshotsTopicPrefix(c.SnapshotsPrefix),
 		snapshotter.WithThreshold(c.Threshold),

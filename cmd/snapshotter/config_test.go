@@ -5,12 +5,17 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/snaplog/snaplog/kafkaconn"
 )
 
 func getenv(env map[string]string) func(string) string {
@@ -141,6 +146,10 @@ func TestParseConfig(t *testing.T) {
 				}
 				want := defaults()
 				tt.want(&want)
+				if slices.Contains(kafkaCmds, tt.cmd) && (!slices.Equal(got.Conn.Brokers, got.Brokers) || len(got.KafkaOpts) == 0) {
+					t.Fatalf("connection %s with %d options, brokers %v", got.Conn, len(got.KafkaOpts), got.Brokers)
+				}
+				got.Conn, got.KafkaOpts = kafkaconn.Config{}, nil
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("got  %+v\nwant %+v", got, want)
 				}
@@ -223,5 +232,51 @@ func TestRunUsageErrors(t *testing.T) {
 		if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("run %q: exit %d, want %d; stderr does not hold %q:\n%s", tt.args, code, tt.code, tt.want, stderr.String())
 		}
+	}
+}
+
+// TestConnectionSettings: the -tls and -sasl settings are validated with the
+// rest, the password comes from the environment only, and the connection's
+// description carries no secret.
+func TestConnectionSettings(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pass, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig(cmdRun, []string{"-brokers", "k:9096", "-tls", "-sasl-mechanism", "SCRAM-SHA-512", "-sasl-username", "orders",
+		"-sasl-password-file", pass}, getenv(nil), []string{"Order"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Conn.TLS.On() || c.Conn.SASL.Mechanism != kafkaconn.ScramSHA512 || c.Conn.SASL.Username != "orders" || len(c.KafkaOpts) != 3 {
+		t.Fatalf("connection %s with %d options", c.Conn, len(c.KafkaOpts))
+	}
+	if strings.Contains(c.Conn.String(), "s3cret") {
+		t.Fatalf("the connection's description gives the password away: %s", c.Conn)
+	}
+	c, err = parseConfig(cmdInspect, []string{"-brokers", "k:9096", "-type", "Order", "-id", uuid.NewString(), "-sasl-mechanism", "PLAIN",
+		"-sasl-username", "orders"}, getenv(map[string]string{"SNAPLOG_SASL_PASSWORD": "s3cret"}), []string{"Order"}, io.Discard, io.Discard)
+	if err != nil || c.Conn.SASL.Password != "s3cret" {
+		t.Fatalf("password from the environment: %v, %+v", err, c.Conn.SASL)
+	}
+
+	_, err = parseConfig(cmdRun, []string{"-brokers", "k:9096", "-tls-ca", "/no/ca.pem", "-tls-cert", "/no/c.pem",
+		"-sasl-mechanism", "SCRAM-SHA-256", "-threshold", "0"}, getenv(nil), []string{"Order"}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"connection (the -tls and -sasl flags)", "tls: CA file: stat /no/ca.pem", "needs both its cert file and its key file",
+		"sasl SCRAM-SHA-256: no username", "no password or password file", `-threshold "0": must be positive`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	_, err = parseConfig(cmdRun, []string{"-brokers", "k:9096", "-sasl-mechanism", "GSSAPI"}, getenv(nil), []string{"Order"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `-sasl-mechanism "GSSAPI": not one of PLAIN`) {
+		t.Errorf("an unknown mechanism: %v", err)
+	}
+	var out strings.Builder
+	if _, err := parseConfig(cmdRun, []string{"-brokers", "k:9096", "-sasl-password", "x"}, getenv(nil), []string{"Order"}, io.Discard, &out); err == nil {
+		t.Error("-sasl-password is a flag: a password on the command line is visible to ps")
 	}
 }

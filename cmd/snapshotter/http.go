@@ -37,10 +37,14 @@ type brokerCheck struct {
 	err  error
 }
 
-// newBrokerCheck returns a check of the cluster at the seed brokers. It
-// does no I/O; Close closes its client.
-func newBrokerCheck(brokers []string, every time.Duration) (*brokerCheck, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+// newBrokerCheck returns a check of the cluster at the seed brokers, with
+// the connection options opts (TLS, SASL; the seed brokers too, when opts
+// is empty). It does no I/O; Close closes its client.
+func newBrokerCheck(brokers []string, opts []kgo.Opt, every time.Duration) (*brokerCheck, error) {
+	if len(opts) == 0 {
+		opts = []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

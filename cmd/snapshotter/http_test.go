@@ -19,7 +19,7 @@ import (
 // is 503 with the reason while the cluster does not answer, naming its
 // address, and while the snapshotter has not joined.
 func TestProbes(t *testing.T) {
-	check, err := newBrokerCheck([]string{"127.0.0.1:1"}, time.Second)
+	check, err := newBrokerCheck([]string{"127.0.0.1:1"}, nil, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/snaplog/snaplog/internal/pyfmt"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -34,7 +32,7 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		return fail(err)
 	}
 	store, err := snapshots.NewKafka(codec,
-		snapshots.KafkaClient(kgo.SeedBrokers(cfg.Brokers...)),
+		snapshots.KafkaClient(cfg.KafkaOpts...),
 		snapshots.WithTopicPrefix(cfg.SnapshotsPrefix),
 		snapshots.WithEventsTopicPrefix(cfg.EventsPrefix),
 		snapshots.WithLogger(logger),

@@ -21,6 +21,7 @@ import (
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/internal/securetest"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -581,4 +582,74 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("purge with the sidecar stopped: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	left(6)
+}
+
+// TestSecureSidecar: the sidecar, and inspect, reach a SASL_SSL cluster
+// through the -tls and -sasl settings: it snapshots orders written over
+// SCRAM-SHA-512, and inspect reads the snapshot back over TLS.
+func TestSecureSidecar(t *testing.T) {
+	b := securetest.Get(t)
+	run := uuid.NewString()[:8]
+	e := &kafkaEnv{brokers: b.Brokers, events: "sc." + run + ".events.", snaps: "sc." + run + ".snapshots.", group: "sc-" + run, partitionCount: 1}
+	l, err := log.NewKafka(log.KafkaClient(b.Opts(t, securetest.ScramSHA512)...), log.WithTopicPrefix(e.events),
+		log.WithTopicPartitions(1), log.WithReplicationFactor(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	adm := kadm.NewClient(b.Client(t, securetest.ScramSHA512))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, e.events+order.TypeName, e.snaps+order.TypeName)
+		_, _ = adm.DeleteGroup(ctx, e.group)
+	})
+	if err := l.EnsureTopic(ctxT(t, time.Minute), order.TypeName); err != nil {
+		t.Fatal(err)
+	}
+	typ, err := order.Type(order.SchemaVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.repo, err = aggregate.NewRepository(l, typ); err != nil {
+		t.Fatal(err)
+	}
+	e.log = l
+	o := e.writeOrder(t, item{"Widget", 2, 9.5})
+
+	env := e.environ("SNAPLOG_TLS_CA", b.CA, "SNAPLOG_SASL_MECHANISM", "SCRAM-SHA-512", "SNAPLOG_SASL_USERNAME", b.User,
+		"SNAPLOG_SASL_PASSWORD", b.Password)
+	s := startSidecar(t, env)
+	base := s.url(t)
+	waitFor(t, "the order's snapshot", 60*time.Second, func() bool {
+		_, body := get(t, base+"/metrics")
+		return strings.Contains(body, `snaplog_snapshotter_snapshots_written_total{aggregate_type="Order"} 1`)
+	})
+	if code := s.stop(t); code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, s.stderr)
+	}
+	if strings.Contains(s.stderr.String(), b.Password) {
+		t.Fatal("the sidecar logged the SASL password")
+	}
+	var stdout, stderr strings.Builder
+	if code := run0(t, []string{"inspect", "-type", "Order", "-id", o.ID().String()}, env, &stdout, &stderr); code != exitOK ||
+		!strings.Contains(stdout.String(), "  Version: 2") {
+		t.Fatalf("inspect over SASL_SSL: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+
+	// A wrong password: the sidecar says so, naming the brokers and the
+	// mechanism, instead of waiting.
+	stderr.Reset()
+	bad := e.environ("SNAPLOG_TLS_CA", b.CA, "SNAPLOG_SASL_MECHANISM", "SCRAM-SHA-512", "SNAPLOG_SASL_USERNAME", b.User,
+		"SNAPLOG_SASL_PASSWORD", b.Password+"-wrong")
+	start := time.Now()
+	code := run0(t, []string{"inspect", "-type", "Order", "-id", o.ID().String()}, bad, io.Discard, &stderr)
+	if code != exitError || time.Since(start) > 10*time.Second || !strings.Contains(stderr.String(), "SASL_AUTHENTICATION_FAILED") ||
+		!strings.Contains(stderr.String(), "brokers "+strings.Join(b.Brokers, ",")+" (SASL SCRAM-SHA-512, TLS)") {
+		t.Fatalf("inspect with a wrong password: exit %d after %v, stderr:\n%s", code, time.Since(start), stderr.String())
+	}
+}
+
+func run0(t *testing.T, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	return run(ctxT(t, time.Minute), args, env, stdout, stderr, testTypes(t))
 }

@@ -36,7 +36,7 @@ func purge(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.Log
 		return fail(err)
 	}
 	store, err := snapshots.NewKafka(codec,
-		snapshots.KafkaClient(kgo.SeedBrokers(cfg.Brokers...)),
+		snapshots.KafkaClient(cfg.KafkaOpts...),
 		snapshots.WithTopicPrefix(cfg.SnapshotsPrefix),
 		snapshots.WithEventsTopicPrefix(cfg.EventsPrefix),
 		snapshots.WithOwner(cfg.Group),
@@ -128,7 +128,7 @@ func purgeRefusal(ctx context.Context, cfg config, counts []snapshots.PartitionC
 	if len(errs) > 0 || ownedByGroup == 0 {
 		return errors.Join(errs...)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(cfg.KafkaOpts...)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		fmt.Fprintf(stderr, "snapshotter rebuild: %v\n", err)
 		return exitError
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(cfg.KafkaOpts...)
 	if err != nil {
 		return fail(err)
 	}
@@ -59,7 +59,7 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 	if err != nil {
 		return fail(err)
 	}
-	events, err := log.NewKafka(log.KafkaClient(kgo.SeedBrokers(cfg.Brokers...)), log.WithTopicPrefix(cfg.EventsPrefix),
+	events, err := log.NewKafka(log.KafkaClient(cfg.KafkaOpts...), log.WithTopicPrefix(cfg.EventsPrefix),
 		log.WithAutoCreateTopics(false), log.WithLogger(logger))
 	if err != nil {
 		return fail(err)

@@ -111,13 +111,14 @@ func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *sl
 			final.add(topic, p, offset)
 		}
 	}
+	logger.Info("starting", slog.String("connection", cfg.Conn.String()), slog.String("group", cfg.Group))
 	s, err := snapshotter.New(cfg.Group, types, cfg.options(logger, hooks)...)
 	if err != nil {
 		logger.Error("cannot start", slog.Any("error", err))
 		return exitError
 	}
 	m.watch(s)
-	check, err := newBrokerCheck(cfg.Brokers, brokerCheckEvery)
+	check, err := newBrokerCheck(cfg.Brokers, cfg.KafkaOpts, brokerCheckEvery)
 	if err != nil {
 		logger.Error("cannot start", slog.Any("error", err))
 		return exitError

@@ -18,6 +18,9 @@ import (
 // snapshot and deletes nothing.
 func runFeed(ctx context.Context, w, info io.Writer, cfg config) error {
 	kb := newKafkaBackend(cfg.seeds(), cfg.prefix, int32(cfg.partitions), int16(cfg.replication), info)
+	if cfg.connOpts != nil {
+		kb.opts = cfg.connOpts
+	}
 	defer kb.closeClients()
 	events, err := kb.openLog(ctx, kb.topicPrefix())
 	if err != nil {

@@ -41,8 +41,9 @@ const deleteTimeout = 30 * time.Second
 // opens; closeClients closes them.
 type kafkaBackend struct {
 	seeds       []string
-	prefix      string // the run's topic prefix, or the shared one
-	shared      bool   // every scenario on the topics under prefix
+	opts        []kgo.Opt // the connection: the seeds, TLS, SASL
+	prefix      string    // the run's topic prefix, or the shared one
+	shared      bool      // every scenario on the topics under prefix
 	partitions  int32
 	replication int16
 	info        io.Writer // where the note on owned snapshot topics goes
@@ -60,6 +61,7 @@ type kafkaBackend struct {
 func newKafkaBackend(seeds []string, prefix string, partitions int32, replication int16, info io.Writer) *kafkaBackend {
 	k := &kafkaBackend{
 		seeds:       seeds,
+		opts:        []kgo.Opt{kgo.SeedBrokers(seeds...)},
 		prefix:      prefix,
 		shared:      prefix != "",
 		partitions:  partitions,
@@ -103,7 +105,7 @@ func (k *kafkaBackend) addTopic(name string) {
 // orders created before it returns.
 func (k *kafkaBackend) openLog(ctx context.Context, prefix string) (*log.Kafka, error) {
 	events, err := log.NewKafka(
-		log.KafkaClient(kgo.SeedBrokers(k.seeds...)),
+		log.KafkaClient(k.opts...),
 		log.WithTopicPrefix(prefix+"events."),
 		log.WithTopicPartitions(k.partitions),
 		log.WithReplicationFactor(k.replication),
@@ -133,7 +135,7 @@ func (k *kafkaBackend) open(ctx context.Context) (aggregate.EventLog, snapshots.
 		return nil, nil, err
 	}
 	store, err := snapshots.NewKafka(codec,
-		snapshots.KafkaClient(kgo.SeedBrokers(k.seeds...)),
+		snapshots.KafkaClient(k.opts...),
 		snapshots.WithTopicPrefix(prefix+"snapshots."),
 		snapshots.WithEventsTopicPrefix(prefix+"events."),
 		snapshots.WithReplicationFactor(k.replication),
@@ -194,7 +196,7 @@ func (k *kafkaBackend) deleteTopics(ctx context.Context) error {
 	if len(k.topics) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.seeds...))
+	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
 		return err
 	}
@@ -218,6 +220,9 @@ func (k *kafkaBackend) deleteTopics(ctx context.Context) error {
 // failed delete to info but does not fail for it.
 func runOnKafka(ctx context.Context, w, info io.Writer, seeds []string, cfg config) error {
 	kb := newKafkaBackend(seeds, cfg.prefix, int32(cfg.partitions), int16(cfg.replication), info)
+	if cfg.connOpts != nil {
+		kb.opts = cfg.connOpts
+	}
 	if kb.shared {
 		fmt.Fprintf(info, "snapshotting: on Kafka at %s (%s, kept)\n", strings.Join(seeds, ","), kb.topicsLine())
 	} else {

@@ -67,8 +67,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
+	"github.com/snaplog/snaplog/kafkaconn"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 )
@@ -84,6 +87,10 @@ type config struct {
 	keep        bool
 	prefix      string // "" for topics of the run's own
 	feed        int    // orders to save instead of running the scenarios; 0: run them
+	// conn is the connection to -brokers (TLS, SASL), connOpts its
+	// franz-go options; nil for the in-memory and embedded backends.
+	conn     kafkaconn.Config
+	connOpts []kgo.Opt
 }
 
 // seeds returns the host:port list of -brokers, nil for the in-memory and
@@ -117,6 +124,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's topics on the cluster named with -brokers instead of deleting them")
 	fs.StringVar(&c.prefix, "prefix", "",
 		"run every scenario on the topics <prefix>events.Order and <prefix>snapshots.Order, which are kept; empty for topics of the run's own")
+	fs.StringVar(&c.conn.TLS.CAFile, "tls-ca", "", "connect to -brokers with TLS, verifying them against the CA certificates of this PEM file")
+	fs.BoolVar(&c.conn.TLS.Enabled, "tls", false, "connect to -brokers with TLS, verifying them against the system's roots")
+	fs.StringVar(&c.conn.SASL.Mechanism, "sasl-mechanism", "", "SASL mechanism for -brokers: "+strings.Join(kafkaconn.Mechanisms, ", ")+
+		" (the password from the environment variable SNAPLOG_SASL_PASSWORD)")
+	fs.StringVar(&c.conn.SASL.Username, "sasl-username", "", "SASL user, for PLAIN and SCRAM")
 	fs.IntVar(&c.feed, "feed", 0,
 		"save this many new orders to <prefix>events.Order, for a snapshotter to snapshot, instead of running the scenarios (needs -prefix)")
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +160,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	case len(c.seeds()) == 0:
 		errs = append(errs, fmt.Errorf("-brokers %q lists no broker", c.brokers))
+	default:
+		c.conn.Brokers = c.seeds()
+		c.conn.SASL.Password = os.Getenv("SNAPLOG_SASL_PASSWORD")
+		opts, err := c.conn.Opts()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-tls and -sasl: %w", err))
+		}
+		c.connOpts = opts
+	}
+	if (c.brokers == "" || c.brokers == embedded) && (c.conn.TLS.On() || c.conn.SASL.Mechanism != "" || c.conn.SASL.Username != "") {
+		errs = append(errs, errors.New("-tls, -tls-ca and -sasl apply only to a cluster named with -brokers"))
 	}
 	if err := checkPrefix(c.prefix); err != nil {
 		errs = append(errs, fmt.Errorf("-prefix %q: %w", c.prefix, err))

@@ -29,6 +29,15 @@
 //
 //	flag                  environment variable         default
 //	-brokers              SNAPLOG_BROKERS              required: Kafka seed brokers, host:port,...
+//	-tls                  SNAPLOG_TLS                  false (TLS, implied by every other -tls setting)
+//	-tls-ca               SNAPLOG_TLS_CA               (PEM file of the CAs that verify the brokers; empty: the system's roots)
+//	-tls-cert, -tls-key   SNAPLOG_TLS_CERT, _KEY       (client certificate and key, for mutual TLS)
+//	-tls-server-name      SNAPLOG_TLS_SERVER_NAME      (the name the brokers' certificates must have)
+//	-tls-insecure-skip-verify SNAPLOG_TLS_INSECURE_SKIP_VERIFY false (tests only)
+//	-sasl-mechanism       SNAPLOG_SASL_MECHANISM       (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM)
+//	-sasl-username        SNAPLOG_SASL_USERNAME
+//	-sasl-password-file   SNAPLOG_SASL_PASSWORD_FILE   (or the password in SNAPLOG_SASL_PASSWORD; no flag)
+//	-sasl-token-file      SNAPLOG_SASL_TOKEN_FILE      (OAUTHBEARER; read at each authentication)
 //	-group                SNAPLOG_GROUP                snaplog-snapshotter (the consumer group; its checkpoints name it as owner)
 //	-events-prefix        SNAPLOG_EVENTS_PREFIX        snaplog.events.
 //	-snapshots-prefix     SNAPLOG_SNAPSHOTS_PREFIX     snaplog.snapshots.

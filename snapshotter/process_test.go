@@ -284,6 +284,38 @@ func TestCrash(t *testing.T) {
 	}
 }
 
+// TestFailover: two snapshotters share the partitions; kill -9 one, and
+// the other takes its partitions over within about the session timeout
+// (6 s here, kgo.SessionTimeout; the sidecar's -session-timeout), not the
+// 45 s default: every partition's checkpoint reaches the end of the log
+// soon after, and nothing regresses.
+func TestFailover(t *testing.T) {
+	e := newEnv(t, 3)
+	victim := e.startChild(t)
+	survivor := e.startChild(t)
+	accounts := ids(12)
+	stop := traffic(t, e, accounts)
+	time.Sleep(4 * time.Second) // both members hold partitions, checkpointing
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-victim.done
+	time.Sleep(time.Second)
+	stop()
+	topicCaughtUp(t, e, time.Minute)
+	took := time.Since(killed)
+	t.Logf("every partition checkpointed to the end of the log %v after the kill", took.Round(100*time.Millisecond))
+	if took > 25*time.Second {
+		t.Errorf("the survivor took %v to checkpoint the killed member's partitions; the session timeout is 6 s", took)
+	}
+	snaps, cps := verifyTopic(t, e)
+	maxRead := checkLoads(t, e, accounts)
+	t.Logf("%d snapshots and %d checkpoints verified; loads read at most %d records", snaps, cps, maxRead)
+	_ = survivor.cmd.Process.Signal(syscall.SIGTERM)
+	<-survivor.done
+}
+
 // TestZombie: a snapshotter paused (SIGSTOP) until another took its
 // partitions, then resumed, cannot write: its transactions are fenced, and
 // nothing regresses.

@@ -43,9 +43,14 @@ type Event struct {
 // event after a backoff, and dead-letter it after the last try (see
 // WithRetries). A panic counts as an error.
 //
-// ctx ends when the partition is lost to another member or the
-// subscription is closed; it does not end when Run's context ends, so that
-// the event in hand can finish.
+// ctx ends when the partition is lost to another member, when the member
+// cannot confirm that it still owns it, when a revoke's deadline passes
+// and when the subscription is closed; context.Cause tells which
+// (ErrPartitionLost, ErrRevokeDeadline, ErrClosed). It does not end when
+// Run's context ends, so that the event in hand can finish. A call whose
+// context ended and that did not return nil is handled again, here or by
+// the partition's next owner; see the package documentation for every
+// case in which an event is handled more than once.
 type Handler interface {
 	Handle(ctx context.Context, e Event) error
 }
@@ -75,9 +80,12 @@ type Subscription struct {
 
 	mu      sync.Mutex // guards the fields below
 	ran     bool
-	runDone chan struct{} // closed when Run returns; nil before Run
-	cl      *kgo.Client   // the group member; produces dead letters too
-	rd      *kread.Reader // restore reads, on a client of their own
+	runDone chan struct{}      // closed when Run returns; nil before Run
+	cl      *kgo.Client        // the group member; produces dead letters too
+	rd      *kread.Reader      // restore reads, on a client of their own
+	m       *membership        // the member's session, as far as it knows
+	probing context.CancelFunc // stops the membership probes
+	probed  chan struct{}      // closed when the probes stopped
 	workers map[topicPartition]*worker
 	topics  map[string]*kread.Topic
 	refused map[string]error // events topics refused for their placement (log.ErrPlacement)
@@ -192,8 +200,25 @@ const (
 	resumeAt       = 500
 )
 
-// commitTimeout bounds the commit made when partitions are revoked.
-const commitTimeout = 30 * time.Second
+// revokeBounds bound the work of a revoke (and of the revoke that a
+// shutdown is): revoked partitions' work in hand ends by work after the
+// revoke began, and their commit by commit. A rebalance may have begun up
+// to a heartbeat interval before the member learns of it, and the group
+// expels a member that has not rejoined within the rebalance timeout of
+// its beginning: commit is the rebalance timeout less a heartbeat
+// interval, work leaves a quarter of that, at most 5 s, to the commit.
+type revokeBounds struct{ work, commit time.Duration }
+
+func newRevokeBounds(cl *kgo.Client) revokeBounds {
+	rebalance, _ := cl.OptValue(kgo.RebalanceTimeout).(time.Duration)
+	heartbeat, _ := cl.OptValue(kgo.HeartbeatInterval).(time.Duration)
+	total := rebalance - heartbeat
+	if total < rebalance/2 {
+		total = rebalance / 2
+	}
+	reserve := min(total/4, 5*time.Second)
+	return revokeBounds{work: total - reserve, commit: total}
+}
 
 // start creates the clients and the dead-letter topic.
 func (s *Subscription) start(ctx context.Context) error {
@@ -226,13 +251,39 @@ func (s *Subscription) start(ctx context.Context) error {
 		rcl.Close()
 		return err
 	}
+	// The group callbacks may run as soon as the client exists.
+	m := newMembership(s.log)
+	s.mu.Lock()
+	s.m, s.rd = m, kread.NewReader(rcl)
+	s.mu.Unlock()
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		rcl.Close()
 		return fmt.Errorf("consumer: %s: new client: %w", s.group, err)
 	}
+	if next, _ := cl.OptValue(kgo.ServerSideBalancer).(bool); next {
+		cl.Close()
+		rcl.Close()
+		return fmt.Errorf("consumer: %s: kgo.ServerSideBalancer: the subscription uses the classic group protocol", s.group)
+	}
+	session, _ := cl.OptValue(kgo.SessionTimeout).(time.Duration)
+	rebalance, _ := cl.OptValue(kgo.RebalanceTimeout).(time.Duration)
+	heartbeat, _ := cl.OptValue(kgo.HeartbeatInterval).(time.Duration)
+	var instance *string
+	if v := cl.OptValues(kgo.InstanceID); len(v) == 2 && v[1] == true {
+		id, _ := v[0].(string)
+		instance = &id
+	}
+	m.configure(session, rebalance)
+	pctx, stopProbes := context.WithCancel(context.Background())
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		m.probe(pctx, cl, s.group, instance, heartbeat)
+	}()
 	s.mu.Lock()
-	s.cl, s.rd = cl, kread.NewReader(rcl)
+	s.cl = cl
+	s.probing, s.probed = stopProbes, probed
 	s.mu.Unlock()
 	return nil
 }
@@ -272,12 +323,15 @@ func (s *Subscription) shutdown() error {
 	if err := s.cl.LeaveGroupContext(s.hard); err != nil && s.hard.Err() == nil {
 		s.log.Warn("leave group failed", slog.Any("error", err))
 	}
+	s.probing()
+	<-s.probed
+	s.m.stop(ErrClosed)
 	s.cl.Close()
 	// Goroutines of partitions the group never revoked (a leave cut short
 	// by Close) stop here without committing.
 	s.mu.Lock()
 	for tp, w := range s.workers {
-		w.hcancel()
+		w.hcancel(ErrClosed)
 		delete(s.workers, tp)
 	}
 	s.mu.Unlock()
@@ -337,6 +391,11 @@ func (s *Subscription) detach(tps map[string][]int32) []*worker {
 }
 
 func (s *Subscription) onAssigned(ctx context.Context, cl *kgo.Client, tps map[string][]int32) {
+	// Called at every new assignment, after the partitions that moved
+	// were revoked: the partitions still held belong to the member id
+	// the client now has.
+	member, _ := cl.GroupMetadata()
+	s.m.assign(member)
 	if len(tps) == 0 {
 		return
 	}
@@ -410,27 +469,38 @@ func (s *Subscription) refusal(topic string) error {
 func (s *Subscription) isRefused(topic string) bool { return s.refusal(topic) != nil }
 
 // onRevoked stops the revoked partitions' goroutines, each once its event
-// in hand is done, then commits what they handled, before the group moves
-// the partitions elsewhere.
+// in hand is done or the revoke's time is up, then commits what they
+// handled, before the group moves the partitions elsewhere.
 func (s *Subscription) onRevoked(_ context.Context, cl *kgo.Client, tps map[string][]int32) {
 	if len(tps) == 0 {
 		return
 	}
+	start := time.Now()
+	bounds := newRevokeBounds(cl)
 	ws := s.detach(tps)
 	for _, w := range ws {
 		w.scancel()
 	}
+	// Past the deadline, the handler calls and dead-letter writes in
+	// hand see their contexts end; what they did not finish stays
+	// uncommitted, for the partitions' next owners.
+	late := time.AfterFunc(bounds.work, func() {
+		for _, w := range ws {
+			w.hcancel(ErrRevokeDeadline)
+		}
+	})
 	for _, w := range ws {
 		<-w.done
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	late.Stop()
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(bounds.commit))
 	defer cancel()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		s.log.Error("commit on revoke failed; the partitions' next owners will handle again the events handled since the last commit",
 			slog.Any("partitions", tps), slog.Any("error", err))
 	}
 	cl.ResumeFetchPartitions(tps)
-	s.log.Info("partitions revoked", slog.Any("partitions", tps))
+	s.log.Info("partitions revoked", slog.Any("partitions", tps), slog.Duration("took", time.Since(start)))
 }
 
 // onLost stops the lost partitions' goroutines without committing: the
@@ -441,7 +511,7 @@ func (s *Subscription) onLost(_ context.Context, cl *kgo.Client, tps map[string]
 	}
 	ws := s.detach(tps)
 	for _, w := range ws {
-		w.hcancel()
+		w.hcancel(ErrPartitionLost)
 	}
 	for _, w := range ws {
 		<-w.done
@@ -450,8 +520,11 @@ func (s *Subscription) onLost(_ context.Context, cl *kgo.Client, tps map[string]
 	s.log.Warn("partitions lost; events handled since the last commit will be handled again", slog.Any("partitions", tps))
 }
 
-// committed reports failed periodic commits.
-func (s *Subscription) committed(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+// committed reports failed periodic commits. A commit refused because
+// the group does not know the member, or not in this generation, ends the
+// session or its lease (see membership) without waiting for the next
+// heartbeat.
+func (s *Subscription) committed(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			s.log.Warn("commit failed", slog.Any("error", err))
@@ -460,9 +533,17 @@ func (s *Subscription) committed(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, res
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				s.log.Warn("commit failed", slog.String("topic", t.Topic), slog.Int("partition", int(p.Partition)), slog.Any("error", err))
+			err := kerr.ErrorForCode(p.ErrorCode)
+			if err == nil {
+				continue
 			}
+			switch {
+			case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.FencedInstanceID):
+				s.m.lost(req.MemberID, err)
+			case errors.Is(err, kerr.IllegalGeneration):
+				s.m.suspect(req.MemberID)
+			}
+			s.log.Warn("commit failed", slog.String("topic", t.Topic), slog.Int("partition", int(p.Partition)), slog.Any("error", err))
 		}
 	}
 }

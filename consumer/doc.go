@@ -56,14 +56,38 @@
 // At least once. A record's offset is committed only after its handler
 // returned nil, or it was skipped as a conflict loser, or it was stored in
 // the dead-letter topic; commits happen every [WithCommitInterval], when
-// partitions are revoked and when Run returns. After a crash, or when
-// partitions are lost (the member missed its session), the events handled
-// since the last commit are handled again: these are the only duplicates a
-// handler sees, and it can recognise them by aggregate id and version. No
-// event is skipped: a record reaches the handler or the dead-letter topic,
-// and a partition does not move past a record whose dead-letter write
-// failed (the write is retried with backoff, and logged, until it
-// succeeds or the partition is taken away).
+// partitions are revoked and when Run returns. No event is skipped: a
+// record reaches the handler or the dead-letter topic, and a partition
+// does not move past a record whose dead-letter write failed (the write is
+// retried with backoff, and logged, until it succeeds or the partition is
+// taken away).
+//
+// A handler can see an event more than once, by the same or by another
+// member, in exactly these cases:
+//
+//   - After a crash (or kill -9), or a commit that failed: the partition's
+//     next owner handles again the events handled since the last commit.
+//   - After a lost session (the member stalled or was cut off past the
+//     group's session timeout, or did not rejoin a rebalance within the
+//     rebalance timeout): the group gives the member's partitions to
+//     others, which handle again the events it handled since its last
+//     commit. The events the stalled member had in hand when the group
+//     expelled it may still be running, or finish, after their new owner
+//     handled them (see Lost sessions).
+//   - An event whose handler call was cut short because its context ended
+//     (the session was lost or could not be confirmed, the revoke's
+//     deadline passed, Close) and did not return nil is not done: it is
+//     handled again, by this member if it still owns the partition, else
+//     by the next owner.
+//   - A poison event whose dead-letter write was cut short the same way is
+//     handled again, and the dead-letter topic may then hold it twice.
+//
+// A handler is made idempotent with the event's identity: its event id
+// (Event.ID, unique to the event and the same on every delivery), or
+// equally its aggregate id and version. A projection that records, in the
+// same transaction as its effect, the highest version it applied per
+// aggregate (or the ids of the events it applied) and ignores events at
+// or below it sees each event's effect once; see the package example.
 //
 // A handler error is retried with exponential backoff ([WithRetries]); an
 // event still failing after the last try is poison. So are a record that
@@ -79,15 +103,60 @@
 // # Rebalancing
 //
 // The group uses the cooperative-sticky balancer: a rebalance moves only
-// the partitions that change owner. Before a revoked partition moves, its
-// goroutine finishes the event in hand (the handler call runs to
-// completion; no further retry starts) and stops, and the handled offsets
-// are committed; only then does the group give the partition to another
+// the partitions that change owner. When a partition is revoked, no
+// further record of it starts, nor a retry; the record in hand (the events
+// of its save, whole) and its dead-letter write go on, their contexts
+// intact, until the revoke's deadline: the group's rebalance timeout (kgo.RebalanceTimeout,
+// 60 s unless the client options set it) from the start of the revoke,
+// less a heartbeat interval (the rebalance may have begun that much
+// before the member learned of it) and less a quarter of the rest, at
+// most 5 s, kept for the commit. At the deadline the call's context ends (context.Cause is
+// [ErrRevokeDeadline]) and a dead-letter write is abandoned; the event is
+// then not done and stays uncommitted for the next owner. The handled
+// offsets are committed, within the rebalance timeout less a heartbeat
+// interval, and only then does the group give the partition to another
 // member. A partition is therefore never handled by two members of a
-// healthy group at once. A lost partition (the group expelled the member)
-// is dropped without committing, and its handler context ends. Fetching
-// stops for a partition with more than a few thousand records waiting, so
-// a slow handler does not fill the memory.
+// healthy group at once, and a revoke or a shutdown holds up the group no
+// longer than its rebalance timeout, unless a handler ignores its
+// context. A lost partition (the group expelled the member) is dropped
+// without committing, and its handler context ends ([ErrPartitionLost]).
+// Fetching stops for a partition with more than a few thousand records
+// waiting, so a slow handler does not fill the memory.
+//
+// # Lost sessions
+//
+// A member that stalls (a stopped process, a long pause, a network cut)
+// past its session timeout is expelled by the group, which gives its
+// partitions to other members, but the member only learns of it from the
+// broker. Until then it may hold records of those partitions that it has
+// already fetched. The subscription confirms its membership itself: it
+// sends its own heartbeat (with the member id and generation of its group
+// client) every heartbeat interval and whenever work waits for it. An
+// answer without error confirms the member at the time the heartbeat was
+// sent, and the group cannot expel it before the smaller of the session
+// and rebalance timeouts from then; an answer REBALANCE_IN_PROGRESS
+// confirms it until the session timeout from then, or the rebalance
+// timeout from the last answer without error, whichever is earlier. No
+// event, retry or dead-letter write starts unless the member is confirmed,
+// as of now, for the member id its partitions were assigned to. An answer
+// UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID, the same error on a commit, or
+// a confirmation that runs out ends the context of every handler call and
+// dead-letter write in progress (context.Cause is [ErrPartitionLost]);
+// the events stay where they are, and run again only if the member is
+// confirmed again with the partition still assigned, else the group
+// client drops the partition and its next owner handles them. The
+// subscription uses the classic group protocol: client options with
+// kgo.ServerSideBalancer are refused.
+//
+// So a member resumed after a stall longer than its session timeout
+// starts no event of a partition it lost. What remains possible: a
+// handler call that started while the member was confirmed may still be
+// running when the group expels the member (it stalled during the call),
+// and it runs until its context ends, one round trip to the broker after
+// the member resumes at best, or until it returns if it ignores its
+// context; its effect may then land after the partition's new owner
+// handled the same event. The bounds rest on the member's monotonic clock:
+// a machine suspended as a whole does not count the time it slept.
 //
 // # Placement
 //
@@ -109,9 +178,10 @@
 // Handle is called concurrently for different partitions, never for the
 // same one; it must be safe for concurrent use. When Run's context ends,
 // Run finishes every event in hand, commits, leaves the group and returns
-// nil; the handler's context does not end with Run's (it carries its
-// values), so that the event in hand can complete. A handler that never
-// returns holds up the shutdown and, after the group's rebalance timeout,
-// costs the member its partitions. [Subscription.Close] ends the handlers'
-// contexts, waits for Run to return and is idempotent.
+// nil: a shutdown is a revoke of every partition, with the same deadline.
+// The handler's context does not end with Run's (it carries its values),
+// so that the event in hand can complete; it ends at the revoke's
+// deadline. A handler that ignores its context and never returns holds up
+// the shutdown. [Subscription.Close] ends the handlers' contexts, waits
+// for Run to return and is idempotent.
 package consumer

@@ -24,12 +24,15 @@ type worker struct {
 	tp  topicPartition
 	log *slog.Logger
 
-	// hctx is the handlers' context: it ends when the partition is lost or
-	// the subscription is closed. sctx, derived from it, also ends when
-	// the partition is revoked: the worker then finishes the call in
-	// hand, and waits no longer (backoffs, restores, dead-letter retries).
+	// hctx is the parent of the handlers' contexts: it ends when the
+	// partition is lost, when the subscription is closed and, for a
+	// revoked partition, at the revoke's deadline. sctx, derived from it,
+	// also ends when the partition is revoked: the worker then finishes
+	// the call in hand, and waits no longer (backoffs, restores,
+	// dead-letter retries). Each handler call and dead-letter write also
+	// ends with the member's session (see membership).
 	hctx    context.Context
-	hcancel context.CancelFunc
+	hcancel context.CancelCauseFunc
 	sctx    context.Context
 	scancel context.CancelFunc
 	done    chan struct{}
@@ -57,17 +60,17 @@ type batch struct {
 
 func newWorker(s *Subscription, tp topicPartition) *worker {
 	// Handler contexts carry the values of Run's context, not its end.
-	hctx, hcancel := context.WithCancel(s.base)
-	stop := context.AfterFunc(s.hard, hcancel)
+	hctx, hcancel := context.WithCancelCause(s.base)
+	stop := context.AfterFunc(s.hard, func() { hcancel(ErrClosed) })
 	sctx, scancel := context.WithCancel(hctx)
 	w := &worker{
 		s:    s,
 		tp:   tp,
 		log:  s.log.With(slog.String("topic", tp.topic), slog.Int("partition", int(tp.partition))),
 		hctx: hctx,
-		hcancel: func() {
+		hcancel: func(cause error) {
 			stop()
-			hcancel()
+			hcancel(cause)
 		},
 		sctx:    sctx,
 		scancel: scancel,
@@ -126,7 +129,7 @@ func (w *worker) take() (batch, bool) {
 func (w *worker) run() {
 	defer w.s.wg.Done()
 	defer close(w.done)
-	defer w.hcancel()
+	defer w.hcancel(context.Canceled)
 	for {
 		b, ok := w.take()
 		if !ok {
@@ -208,9 +211,13 @@ func (w *worker) deliver(topic string, e log.Event) bool {
 	}
 	hooks := &w.s.cfg.hooks
 	p := e.Position.Partition
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; ; {
+		sess, ok := w.owned()
+		if !ok {
+			return false
+		}
 		start := time.Now()
-		err := w.call(ev)
+		err := w.call(sess, ev)
 		if err == nil {
 			if hooks.Handled != nil {
 				hooks.Handled(topic, p, time.Since(start))
@@ -223,6 +230,12 @@ func (w *worker) deliver(topic string, e log.Event) bool {
 		if w.sctx.Err() != nil {
 			return false // revoked, lost or closed: the event stays undone
 		}
+		if sess.Err() != nil {
+			// The member's session ended during the call: not an
+			// attempt. The event starts again only if the member
+			// still owns the partition.
+			continue
+		}
 		if attempt >= w.s.cfg.tries {
 			return poison(attempt, err)
 		}
@@ -232,18 +245,57 @@ func (w *worker) deliver(topic string, e log.Event) bool {
 		if !sleep(w.sctx, wait) {
 			return false
 		}
+		attempt++
+	}
+}
+
+// owned waits until work on the partition may start: the member's
+// membership in the group is confirmed for the assignment the partition
+// belongs to (see membership). It returns the session's context, or false
+// once the partition was lost, its revoke's deadline passed or the
+// subscription closed. A revoked partition is still the member's until
+// its revoke ends: the rest of a save in hand, and the dead-letter write
+// of a record in hand, go on.
+func (w *worker) owned() (context.Context, bool) {
+	for {
+		if w.hctx.Err() != nil {
+			return nil, false
+		}
+		sess, changed, ok := w.s.m.check(time.Now())
+		if ok {
+			return sess, true
+		}
+		w.s.m.probeNow()
+		select {
+		case <-changed:
+		case <-w.hctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// callContext returns the context of one handler call or dead-letter
+// write: it ends with hctx and with the session.
+func (w *worker) callContext(sess context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(w.hctx)
+	stop := context.AfterFunc(sess, func() { cancel(context.Cause(sess)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
 	}
 }
 
 // call calls the handler, turning a panic into an error.
-func (w *worker) call(ev Event) (err error) {
+func (w *worker) call(sess context.Context, ev Event) (err error) {
+	ctx, done := w.callContext(sess)
+	defer done()
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
 			w.log.Error("handler panicked", slog.Int64("offset", ev.Position.Offset), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 		}
 	}()
-	return w.s.handler.Handle(w.hctx, ev)
+	return w.s.handler.Handle(ctx, ev)
 }
 
 // markDone makes a record's offset committable; the commits themselves
@@ -289,13 +341,22 @@ func (w *worker) restore(until int64) error {
 func (w *worker) deadLetter(r *kgo.Record, attempts int, cause error) bool {
 	dl := deadLetterRecord(w.s.cfg.dlq, w.s.group, r, attempts, cause, time.Now())
 	for try := 1; ; try++ {
-		// The write in hand finishes on revoke; only loss or Close cut it.
-		err := w.s.cl.ProduceSync(w.hctx, dl).FirstErr()
+		sess, ok := w.owned()
+		if !ok {
+			return false
+		}
+		// The write in hand goes on when the partition is revoked, up
+		// to the revoke's deadline; loss, the end of the session or
+		// Close cut it.
+		err := w.produce(sess, dl)
 		if err == nil {
 			break
 		}
 		if w.sctx.Err() != nil {
 			return false
+		}
+		if sess.Err() != nil {
+			continue // the gate decides whether it is written here
 		}
 		wait := w.s.cfg.backoff(try)
 		w.log.Error("dead-letter write failed; the partition waits for it", slog.Int64("offset", r.Offset),
@@ -310,6 +371,23 @@ func (w *worker) deadLetter(r *kgo.Record, attempts int, cause error) bool {
 		h(r.Topic, r.Partition, r.Offset, cause)
 	}
 	return true
+}
+
+// produce writes one dead letter, giving up when the call's context ends:
+// the record may then still be written (the dead-letter topic can hold
+// it twice), but the partition does not wait for it.
+func (w *worker) produce(sess context.Context, dl *kgo.Record) error {
+	ctx, done := w.callContext(sess)
+	defer done()
+	res := make(chan error, 1)
+	r := *dl // a record of its own: a produce keeps its context in the record
+	go func() { res <- w.s.cl.ProduceSync(ctx, &r).FirstErr() }()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // sleep waits for d; false when ctx ended first.

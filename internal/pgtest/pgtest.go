@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +30,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/snaplog/snaplog/kafkatest"
 )
 
 // EnvURL names the environment variable that holds the URL of a running
@@ -68,22 +69,11 @@ func decide(url, ci string) decision {
 	switch {
 	case strings.TrimSpace(url) != "":
 		return useEnv
-	case inCI(ci):
+	case kafkatest.InCI(ci):
 		return failTest
 	default:
 		return skipTest
 	}
-}
-
-// inCI reports whether the value of CI says the tests run in CI: any value
-// but blank and the false ones of strconv.ParseBool.
-func inCI(v string) bool {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	return err != nil || b
 }
 
 // The server named in EnvURL is pinged once per test binary, by the first

@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/snaplog/snaplog/kafkatest"
 )
 
 // The environment variables `bash scripts/kafka.sh secure env` prints.
@@ -58,7 +59,7 @@ func Get(t testing.TB) Broker {
 	brokers := strings.TrimSpace(os.Getenv(EnvBrokers))
 	if brokers == "" {
 		msg := "no SASL_SSL Kafka broker: " + EnvBrokers + " is not set; " + HowToStart
-		if InCI(os.Getenv("CI")) {
+		if kafkatest.InCI(os.Getenv("CI")) {
 			t.Fatal("CI must run the secured-connection tests: " + msg)
 		}
 		t.Skip(msg)
@@ -129,16 +130,4 @@ func (b Broker) Client(t testing.TB, mechanism string, opts ...kgo.Opt) *kgo.Cli
 	}
 	t.Cleanup(cl.Close)
 	return cl
-}
-
-// InCI reports whether the value of CI says the tests run in CI: any value
-// but blank and the false ones of strconv.ParseBool, as package kafkatest
-// decides.
-func InCI(v string) bool {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	return err != nil || b
 }

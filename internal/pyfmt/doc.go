@@ -4,7 +4,7 @@
 // True/False, None, floats with a ".0" on integral values, strings quoted
 // in lists and dicts, and datetimes as str(datetime) writes them.
 //
-// The values are those of decoded Avro records (snapshots.Snapshot.State):
+// The values are those of decoded Avro records (snapshots.StateSchema.DecodeGeneric):
 // nil, bool, string, []byte, the integer and float types, time.Time,
 // []any and map[string]any. Go maps have no order and Python dicts do, so
 // Dict and OrderedKeys take the key order to print, usually a record

@@ -202,7 +202,10 @@ func matchesBelow(schemaVersion, belowSchemaVersion int) bool {
 // must know each aggregate type's state schema ([Kafka]). A repository
 // registers its type's schemas with its store, and the snapshotter its
 // types', so that an aggregate type is registered once, on its
-// aggregate.Type. Register is AvroCodec.Register.
+// aggregate.Type. Register is AvroCodec.Register. A Store that wraps
+// another (to add latency, metrics or a cache) forwards Register to it:
+// otherwise the wrapped store is never told the schemas, and its Puts fail
+// naming the aggregate type as not registered.
 type SchemaRegistrar interface {
 	Register(aggregateType, stateSchema string, olderStateSchemas ...string) error
 }

@@ -4,7 +4,7 @@
 // that makes a load ignore its snapshot, load times with and without a
 // snapshot, and what a snapshot holds.
 //
-// It runs the scenarios on one of three backends. By default it uses the
+// It runs the scenarios on one of four backends. By default it uses the
 // in-memory event log and snapshot store, and needs no broker:
 //
 //	go run ./examples/snapshotting
@@ -19,6 +19,13 @@
 // same Kafka log and store on that cluster:
 //
 //	go run ./examples/snapshotting -brokers 127.0.0.1:9092
+//
+// With -postgres and a PostgreSQL URL it keeps the snapshots in PostgreSQL
+// (snapshots.Postgres, a schema of its own for each scenario, dropped at the
+// end) and the events in memory, as eventsource-py's production example
+// keeps snapshots in PostgreSQL:
+//
+//	go run ./examples/snapshotting -postgres postgres://snaplog:snaplog@127.0.0.1:55432/snaplog
 //
 // On Kafka every scenario gets topics of its own, fresh as the in-memory
 // default's log and store are, named after a prefix that is new for each
@@ -87,6 +94,7 @@ type config struct {
 	keep        bool
 	prefix      string // "" for topics of the run's own
 	feed        int    // orders to save instead of running the scenarios; 0: run them
+	postgres    string // a PostgreSQL URL: snapshots there, events in memory
 	// conn is the connection to -brokers (TLS, SASL), connOpts its
 	// franz-go options; nil for the in-memory and embedded backends.
 	conn     kafkaconn.Config
@@ -129,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.conn.SASL.Mechanism, "sasl-mechanism", "", "SASL mechanism for -brokers: "+strings.Join(kafkaconn.Mechanisms, ", ")+
 		" (the password from the environment variable SNAPLOG_SASL_PASSWORD)")
 	fs.StringVar(&c.conn.SASL.Username, "sasl-username", "", "SASL user, for PLAIN and SCRAM")
+	fs.StringVar(&c.postgres, "postgres", "", "keep the snapshots in the PostgreSQL database of this URL (a schema per scenario, dropped at the end), the events in memory")
 	fs.IntVar(&c.feed, "feed", 0,
 		"save this many new orders to <prefix>events.Order, for a snapshotter to snapshot, instead of running the scenarios (needs -prefix)")
 	if err := fs.Parse(args); err != nil {
@@ -174,6 +183,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if err := checkPrefix(c.prefix); err != nil {
 		errs = append(errs, fmt.Errorf("-prefix %q: %w", c.prefix, err))
+	}
+	if c.postgres != "" && c.brokers != "" {
+		errs = append(errs, errors.New("-postgres keeps the events in memory: give it without -brokers"))
 	}
 	if c.keep && c.prefix != "" {
 		errs = append(errs, errors.New("-keep: the topics of -prefix are always kept"))
@@ -242,6 +254,8 @@ func runWith(ctx context.Context, w, info io.Writer, cfg config) error {
 	switch {
 	case cfg.feed > 0:
 		return runFeed(ctx, w, info, cfg)
+	case cfg.postgres != "":
+		return runOnPostgres(ctx, w, info, cfg.postgres, int32(cfg.partitions))
 	case cfg.brokers == "":
 		fmt.Fprintln(info, "snapshotting: on the in-memory event log and snapshot store")
 		return runOn(ctx, w, memoryBackend)

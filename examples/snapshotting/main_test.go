@@ -21,6 +21,7 @@ import (
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/internal/pgtest"
 	"github.com/snaplog/snaplog/internal/securetest"
 	"github.com/snaplog/snaplog/kafkaconn"
 	"github.com/snaplog/snaplog/log"
@@ -205,6 +206,24 @@ func TestOutputKafka(t *testing.T) {
 			t.Fatalf("topics left behind: %v", left.Names())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestOutputPostgres: with -postgres the scenarios keep their snapshots in
+// PostgreSQL and print what they print on every backend; the run's schemas
+// are dropped at the end.
+func TestOutputPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	out, info := runArgs(t, "-postgres", url)
+	checkOutput(t, out)
+	m := regexp.MustCompile(`schemas (snaplog_example_[0-9a-f]{8})_\*`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("stderr %q names no schema", info)
+	}
+	var left int
+	if err := pgtest.Pool(t).QueryRow(context.Background(),
+		"SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE $1", m[1]+"_%").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d of the run's schemas left behind: %v", left, err)
 	}
 }
 

@@ -223,6 +223,16 @@ type slowStore struct {
 	latency time.Duration
 }
 
+// Register passes the aggregate type's schemas on to the store it wraps,
+// when that store encodes snapshots (snapshots.SchemaRegistrar): a wrapper
+// that did not would leave it without them.
+func (s slowStore) Register(aggregateType, stateSchema string, older ...string) error {
+	if r, ok := s.Store.(snapshots.SchemaRegistrar); ok {
+		return r.Register(aggregateType, stateSchema, older...)
+	}
+	return nil
+}
+
 func (s slowStore) Put(ctx context.Context, snap snapshots.Snapshot) error {
 	t := time.NewTimer(s.latency)
 	defer t.Stop()

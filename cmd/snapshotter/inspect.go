@@ -27,16 +27,7 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		fmt.Fprintf(stderr, "snapshotter inspect: %v\n", err)
 		return exitError
 	}
-	codec, err := codecOf(t)
-	if err != nil {
-		return fail(err)
-	}
-	store, err := snapshots.NewKafka(codec,
-		snapshots.KafkaClient(cfg.KafkaOpts...),
-		snapshots.WithTopicPrefix(cfg.SnapshotsPrefix),
-		snapshots.WithEventsTopicPrefix(cfg.EventsPrefix),
-		snapshots.WithLogger(logger),
-	)
+	store, err := cfg.store(t, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -56,12 +47,13 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 	if cpErr != nil && !errors.Is(cpErr, snapshots.ErrNotFound) {
 		return fail(cpErr)
 	}
-	state, err := codec.Schema(t.Name()).DecodeGeneric(snap.State)
+	schema := store.Schema(t.Name())
+	state, err := schema.DecodeGeneric(snap.State)
 	if err != nil {
 		return fail(err)
 	}
 	var b strings.Builder
-	writeSnapshot(&b, snap, state, stateOrder(codec, t))
+	writeSnapshot(&b, snap, state, stateOrder(schema))
 	writeCheckpoint(&b, snap, cp, cpErr == nil, cfg.EventsPrefix+t.Name())
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return fail(err)
@@ -129,11 +121,7 @@ type fieldOrder struct {
 	items  map[string][]string
 }
 
-// stateOrder reads the field order of t's state schema.
-func stateOrder(codec *snapshots.AvroCodec, t snapshotter.Type) fieldOrder {
-	schema := codec.Schema(t.Name())
-	if schema == nil {
-		return fieldOrder{}
-	}
+// stateOrder reads the field order of a state schema.
+func stateOrder(schema *snapshots.StateSchema) fieldOrder {
 	return fieldOrder{fields: schema.Fields(), items: schema.ItemFields()}
 }

@@ -31,17 +31,7 @@ func purge(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.Log
 		fmt.Fprintf(stderr, "snapshotter purge: %v\n", err)
 		return exitError
 	}
-	codec, err := codecOf(t)
-	if err != nil {
-		return fail(err)
-	}
-	store, err := snapshots.NewKafka(codec,
-		snapshots.KafkaClient(cfg.KafkaOpts...),
-		snapshots.WithTopicPrefix(cfg.SnapshotsPrefix),
-		snapshots.WithEventsTopicPrefix(cfg.EventsPrefix),
-		snapshots.WithOwner(cfg.Group),
-		snapshots.WithLogger(logger),
-	)
+	store, err := cfg.store(t, logger, snapshots.WithOwner(cfg.Group))
 	if err != nil {
 		return fail(err)
 	}

@@ -108,7 +108,7 @@ func TestStateOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := stateOrder(codec, typ)
+	got := stateOrder(codec.Schema(typ.Name()))
 	want := fieldOrder{
 		fields: []string{"order_id", "customer_id", "customer_email", "items", "status", "total_amount"},
 		items:  map[string][]string{"items": {"product_id", "product_name", "quantity", "unit_price"}},
@@ -126,7 +126,7 @@ func TestStateOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = stateOrder(c2, nested)
+	got = stateOrder(c2.Schema(nested.Name()))
 	want = fieldOrder{fields: []string{"a", "b", "c"}, items: map[string][]string{"a": {"z", "y"}, "b": {"z", "y"}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)

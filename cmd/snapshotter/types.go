@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -15,6 +16,21 @@ func codecOf(t snapshotter.Type) (*snapshots.AvroCodec, error) {
 		return nil, fmt.Errorf("aggregate type %s: %w", t.Name(), err)
 	}
 	return c, nil
+}
+
+// store returns a Kafka snapshot store of the configured cluster and topics
+// that decodes t's snapshots, with the extra options.
+func (c config) store(t snapshotter.Type, logger *slog.Logger, extra ...snapshots.KafkaOption) (*snapshots.Kafka, error) {
+	codec, err := codecOf(t)
+	if err != nil {
+		return nil, err
+	}
+	return snapshots.NewKafka(codec, append([]snapshots.KafkaOption{
+		snapshots.KafkaClient(c.KafkaOpts...),
+		snapshots.WithTopicPrefix(c.SnapshotsPrefix),
+		snapshots.WithEventsTopicPrefix(c.EventsPrefix),
+		snapshots.WithLogger(logger),
+	}, extra...)...)
 }
 
 func typeNames(types []snapshotter.Type) []string {

@@ -556,10 +556,13 @@ func (r *Repository[S]) save(ctx context.Context, root *Root[S]) error {
 	root.committed = last.AggregateVersion
 	root.last, root.save = last.Position, last.Save
 	root.readTo = last.Position.Offset + 1
-	saved := slices.Clone(root.uncommitted[:us.n])
+	var saved []Envelope // the policy's events; only a policy needs them
+	if r.cfg.policy != nil && r.cfg.mode != SnapshotManual {
+		saved = slices.Clone(root.uncommitted[:us.n])
+	}
 	root.uncommitted = slices.Delete(root.uncommitted, 0, us.n)
 
-	if r.cfg.policy != nil && r.cfg.mode != SnapshotManual && r.cfg.policy.Due(r.policyContext(root, before, saved)) {
+	if saved != nil && r.cfg.policy.Due(r.policyContext(root, before, saved)) {
 		r.autoSnapshot(ctx, root)
 	}
 	return nil

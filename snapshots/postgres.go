@@ -279,6 +279,22 @@ var postgresMigrations = []postgresMigration{{
 	PRIMARY KEY (events_topic, events_partition)
 )`,
 	},
+}, {
+	version:     2,
+	description: "partition claims of snapshotters, and tombstones by partition",
+	statements: []string{
+		`CREATE TABLE {schema}.partition_claims (
+	events_topic text NOT NULL REFERENCES {schema}.events_topics (events_topic),
+	events_partition integer NOT NULL CHECK (events_partition >= 0),
+	owner text NOT NULL CHECK (owner <> ''),
+	epoch bigint NOT NULL CHECK (epoch > 0),
+	consumed_offset bigint NOT NULL DEFAULT 0 CHECK (consumed_offset >= 0),
+	claimed_at timestamptz NOT NULL DEFAULT now(),
+	committed_at timestamptz,
+	PRIMARY KEY (events_topic, events_partition)
+)`,
+		`CREATE INDEX snapshots_tombstones ON {schema}.snapshots (aggregate_type, log_partition) WHERE deleted_at IS NOT NULL`,
+	},
 }}
 
 // postgresLatest is the migration the store's statements are written for.
@@ -740,6 +756,8 @@ type postgresSQL struct {
 	get, put, remove, exists, countType, deleteType string
 	topicPartitions, recordTopic, lockTopic         string
 	checkpointOf, putCheckpoint, checkpointOwner    string
+	lockCheckpoint, claim, lockClaim, putMany       string
+	consumed, deleted                               string
 }
 
 func newPostgresSQL(schema string) postgresSQL {
@@ -814,5 +832,34 @@ WHERE checkpoints.owner = '' OR checkpoints.owner = EXCLUDED.owner
 RETURNING owner`),
 
 		checkpointOwner: s(`SELECT owner FROM {schema}.checkpoints WHERE events_topic = $1 AND events_partition = $2`),
+
+		lockCheckpoint: s(`SELECT checkpoint_offset, owner, unsnapshotted, written_at FROM {schema}.checkpoints
+WHERE events_topic = $1 AND events_partition = $2 FOR UPDATE`),
+
+		// A claim raises the partition's epoch; the row lock it takes waits
+		// for a write under the previous claim to end.
+		claim: s(`INSERT INTO {schema}.partition_claims (events_topic, events_partition, owner, epoch) VALUES ($1, $2, $3, 1)
+ON CONFLICT (events_topic, events_partition) DO UPDATE SET
+	epoch = partition_claims.epoch + 1, owner = EXCLUDED.owner, claimed_at = now()
+RETURNING epoch, consumed_offset`),
+
+		lockClaim: s(`SELECT epoch, owner FROM {schema}.partition_claims WHERE events_topic = $1 AND events_partition = $2 FOR UPDATE`),
+
+		// The version guard of put, for many rows of one aggregate type.
+		putMany: s(`INSERT INTO {schema}.snapshots (aggregate_type, aggregate_id, version, schema_version, created_at, log_partition, log_offset, save, snapshot, deleted_at, written_at)
+SELECT $1::text, u.id, u.version, u.schema_version, u.created_at, u.log_partition, u.log_offset, u.save, u.snapshot, NULL, now()
+FROM unnest($2::uuid[], $3::bigint[], $4::integer[], $5::timestamptz[], $6::integer[], $7::bigint[], $8::uuid[], $9::bytea[])
+	AS u(id, version, schema_version, created_at, log_partition, log_offset, save, snapshot)
+ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
+	version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, created_at = EXCLUDED.created_at,
+	log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset, save = EXCLUDED.save,
+	snapshot = EXCLUDED.snapshot, deleted_at = NULL, written_at = EXCLUDED.written_at
+WHERE snapshots.version <= EXCLUDED.version OR snapshots.deleted_at IS NOT NULL`),
+
+		consumed: s(`UPDATE {schema}.partition_claims SET consumed_offset = $3, committed_at = now()
+WHERE events_topic = $1 AND events_partition = $2`),
+
+		deleted: s(`SELECT aggregate_id FROM {schema}.snapshots
+WHERE aggregate_type = $1 AND log_partition = $2 AND deleted_at IS NOT NULL ORDER BY aggregate_id`),
 	}
 }

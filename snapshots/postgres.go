@@ -359,6 +359,15 @@ func (p *Postgres) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// Ping checks that the database answers and that Migrate has brought the
+// store's schema to the store's version (ErrNotMigrated otherwise).
+func (p *Postgres) Ping(ctx context.Context) error {
+	if err := p.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("snapshots: postgres: %w", err)
+	}
+	return p.ready(ctx)
+}
+
 // ready checks, once per store, that Migrate has brought the schema to the
 // store's version.
 func (p *Postgres) ready(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/aggregate"
@@ -37,6 +38,9 @@ type config struct {
 	logger      *slog.Logger
 	hooks       Hooks
 	placements  []log.KafkaOption // log.WithPlacement, for the events log
+	pgPool      *pgxpool.Pool     // WithPostgres
+	pgOpts      []snapshots.PostgresOption
+	set         map[string]bool // options given, by name, for the conflicts newConfig reports
 	errs        []error
 }
 
@@ -82,7 +86,35 @@ func WithEventsTopicPrefix(p string) Option {
 // be the repositories' snapshot store's. Default:
 // snapshots.DefaultTopicPrefix.
 func WithSnapshotsTopicPrefix(p string) Option {
-	return optionFunc(func(c *config) { c.snapPrefix = p })
+	return optionFunc(func(c *config) { c.snapPrefix = p; c.set["WithSnapshotsTopicPrefix"] = true })
+}
+
+// WithPostgres keeps the snapshots and checkpoints in PostgreSQL instead of
+// the snapshot topics: in a snapshots.Postgres store on pool, made with
+// opts (snapshots.WithPostgresSchema, for one) and as the group's owner
+// (snapshots.WithPostgresOwner(group) and the events topic prefix are set
+// by the snapshotter). The schema must have been migrated
+// ((*snapshots.Postgres).Migrate, or `snapshotter migrate`); Run refuses
+// one that is not, with snapshots.ErrNotMigrated.
+//
+// The group then consumes without transactions: each checkpoint interval,
+// a partition's snapshots, its checkpoint and the offset it has consumed
+// to are written in one database transaction, under the partition's claim
+// (snapshots.Postgres.Claim) taken at its assignment, so that an instance
+// rebalanced away or paused past its session cannot write after another
+// took the partition; an assigned partition resumes from the checkpoint
+// kept in PostgreSQL. The consumed offsets are committed to the group in
+// Kafka as well, after each database transaction, for the lag tools that
+// read them; the snapshotter does not read them back. The snapshotter does
+// not close pool.
+func WithPostgres(pool *pgxpool.Pool, opts ...snapshots.PostgresOption) Option {
+	return optionFunc(func(c *config) {
+		if pool == nil {
+			c.errs = append(c.errs, errors.New("WithPostgres: nil pool"))
+		}
+		c.pgPool, c.pgOpts = pool, append(c.pgOpts, opts...)
+		c.set["WithPostgres"] = true
+	})
 }
 
 // WithReplicationFactor sets the replication factor of the snapshot topics
@@ -91,6 +123,7 @@ func WithSnapshotsTopicPrefix(p string) Option {
 // min.insync.replicas=2 from 3 replicas on (see snapshots.WithReplicationFactor).
 func WithReplicationFactor(n int16) Option {
 	return optionFunc(func(c *config) {
+		c.set["WithReplicationFactor"] = true
 		if n == 0 || n < -1 {
 			c.errs = append(c.errs, fmt.Errorf("WithReplicationFactor: must be positive or -1, got %d", n))
 		}
@@ -162,6 +195,7 @@ func WithMaxStates(n int) Option {
 // "-" and a random id.
 func WithTransactionalID(id string) Option {
 	return optionFunc(func(c *config) {
+		c.set["WithTransactionalID"] = true
 		if id == "" {
 			c.errs = append(c.errs, errors.New("WithTransactionalID: empty id"))
 		}
@@ -240,12 +274,20 @@ func newConfig(group string, opts []Option) (config, error) {
 		maxStates:   DefaultMaxStates,
 		txnID:       group + "-" + uuid.NewString(),
 		logger:      slog.New(slog.DiscardHandler),
+		set:         make(map[string]bool),
 	}
 	if group == "" {
 		c.errs = append(c.errs, errors.New("empty group"))
 	}
 	for _, o := range opts {
 		o.apply(&c)
+	}
+	if c.set["WithPostgres"] {
+		for _, o := range []string{"WithSnapshotsTopicPrefix", "WithReplicationFactor", "WithTransactionalID"} {
+			if c.set[o] {
+				c.errs = append(c.errs, fmt.Errorf("%s configures the snapshot topics, which WithPostgres replaces", o))
+			}
+		}
 	}
 	if len(c.clientOpts) == 0 && c.shared == nil {
 		c.errs = append(c.errs, errors.New("KafkaClient or WithClient: no client options (seed brokers are required)"))

@@ -31,8 +31,8 @@ type Snapshotter struct {
 	byTopic map[string]*typeSpec // by events topic
 	codec   *snapshots.AvroCodec
 
-	store  *snapshots.Kafka // the snapshot topics' view, as their owner
-	events *log.Kafka       // reads an aggregate's events when its snapshot is unusable
+	back   backend    // where snapshots and checkpoints are kept
+	events *log.Kafka // reads an aggregate's events when its snapshot is unusable
 
 	mu        sync.Mutex // guards parts, joined, restoring, refused and stopLoop
 	parts     map[topicPartition]*partState
@@ -74,6 +74,8 @@ type partState struct {
 	// that were snapshotted again since (repairDeleted).
 	repaired map[uuid.UUID]struct{}
 	buf      []log.Event          // AppendNext's buffer, used by the partition's goroutine
+	// claim is the partition's claim in the PostgreSQL store (WithPostgres).
+	claim snapshots.Claim
 	envs     []aggregate.Envelope // the policy's events, used by the partition's goroutine
 }
 
@@ -173,18 +175,33 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("snapshotter: Run called twice")
 	}
-	storeOpts := append(s.cfg.storeClient(),
-		snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
-		snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithLogger(s.cfg.logger))
-	if s.cfg.replication != 0 {
-		storeOpts = append(storeOpts, snapshots.WithReplicationFactor(s.cfg.replication))
+	var (
+		kafkaBack *kafkaBackend
+		pgBack    *postgresBackend
+	)
+	if s.cfg.pgPool != nil {
+		store, err := snapshots.NewPostgres(s.codec, s.cfg.pgPool, append(append([]snapshots.PostgresOption(nil), s.cfg.pgOpts...),
+			snapshots.WithPostgresOwner(s.group), snapshots.WithPostgresEventsTopicPrefix(s.cfg.eventPrefix))...)
+		if err != nil {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		pgBack = &postgresBackend{s: s, store: store}
+		s.back = pgBack
+	} else {
+		storeOpts := append(s.cfg.storeClient(),
+			snapshots.WithOwner(s.group), snapshots.WithTopicPrefix(s.cfg.snapPrefix),
+			snapshots.WithEventsTopicPrefix(s.cfg.eventPrefix), snapshots.WithLogger(s.cfg.logger))
+		if s.cfg.replication != 0 {
+			storeOpts = append(storeOpts, snapshots.WithReplicationFactor(s.cfg.replication))
+		}
+		store, err := snapshots.NewKafka(s.codec, storeOpts...)
+		if err != nil {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		defer store.Close()
+		kafkaBack = &kafkaBackend{s: s, store: store}
+		s.back = kafkaBack
 	}
-	store, err := snapshots.NewKafka(s.codec, storeOpts...)
-	if err != nil {
-		return fmt.Errorf("snapshotter: %w", err)
-	}
-	defer store.Close()
-	s.store = store
 	events, err := log.NewKafka(append(append(s.cfg.placementOptions(), s.cfg.logClient()...), log.WithTopicPrefix(s.cfg.eventPrefix),
 		log.WithAutoCreateTopics(false), log.WithLogger(s.cfg.logger))...)
 	if err != nil {
@@ -215,17 +232,13 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 
 	// Metadata every 30 s unless the client options say otherwise: a topic
 	// that gained partitions triggers the rebalance that refuses it.
-	sess, err := kgo.NewGroupTransactSession(append(append([]kgo.Opt{kgo.MetadataMaxAge(30 * time.Second)}, s.cfg.allClientOpts()...),
+	groupOpts := append(append([]kgo.Opt{kgo.MetadataMaxAge(30 * time.Second)}, s.cfg.allClientOpts()...),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(topics...),
-		kgo.TransactionalID(s.cfg.txnID),
-		kgo.TransactionTimeout(60*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0),
 		kgo.AdjustFetchOffsetsFn(s.assign),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 			s.checkPlacements(ctx, cl, assigned)
@@ -240,21 +253,40 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 		}),
 		kgo.OnPartitionsRevoked(s.drop),
 		kgo.OnPartitionsLost(s.drop),
-	)...)
-	if err != nil {
-		return fmt.Errorf("snapshotter: %w", err)
+	)
+	if pgBack != nil {
+		// Offsets are kept in PostgreSQL, in the transactions of the
+		// snapshots (committed to the group too, but never read back).
+		cl, err := kgo.NewClient(append(groupOpts, kgo.DisableAutoCommit())...)
+		if err != nil {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		pgBack.cl = cl
+		s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
+			slog.String("snapshot_store", "postgres"), slog.String("postgres_schema", pgBack.store.DBSchema()))
+	} else {
+		sess, err := kgo.NewGroupTransactSession(append(groupOpts,
+			kgo.TransactionalID(s.cfg.txnID),
+			kgo.TransactionTimeout(60*time.Second),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerLinger(0),
+		)...)
+		if err != nil {
+			return fmt.Errorf("snapshotter: %w", err)
+		}
+		kafkaBack.sess = sess
+		s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
+			slog.String("snapshot_store", "kafka"), slog.String("transactional_id", s.cfg.txnID))
 	}
-	s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
-		slog.String("transactional_id", s.cfg.txnID))
 
-	runErr := s.loop(loopCtx, sess)
+	runErr := s.loop(loopCtx)
 	if runErr == nil {
 		// Shutting down: snapshot what is dirty and checkpoint, then leave.
 		final, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		runErr = s.flush(final, sess, true)
+		runErr = s.flush(final, true)
 		cancel()
 	}
-	sess.Close()
+	s.back.close()
 	s.mu.Lock()
 	s.parts = make(map[topicPartition]*partState)
 	s.joined = false
@@ -281,13 +313,13 @@ func (s *Snapshotter) waitForTopics(ctx context.Context, name string) error {
 			return fmt.Errorf("snapshotter: %w", err)
 		}
 		if err == nil {
-			err = s.store.EnsureTopic(attempt, name)
+			err = s.back.prepare(attempt, name)
 		}
 		cancel()
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, snapshots.ErrTopicLayout) || errors.Is(err, log.ErrTopicConfig) {
+		if errors.Is(err, snapshots.ErrTopicLayout) || errors.Is(err, log.ErrTopicConfig) || errors.Is(err, snapshots.ErrNotMigrated) {
 			return fmt.Errorf("snapshotter: %w", err) // misconfigured: waiting cures nothing
 		}
 		switch {
@@ -342,19 +374,16 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 			st := &partState{topic: topic, p: p, typ: typ, aggs: make(map[uuid.UUID]*aggState),
 				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{}), inherited: make(map[uuid.UUID]struct{}),
 				repaired: make(map[uuid.UUID]struct{})}
-			if !s.cfg.fromScratch {
-				cp, err := s.store.RestorePartition(ctx, typ.name, p)
-				switch {
-				case err == nil:
-					ps[p] = kgo.NewOffset().At(cp.Offset).WithEpoch(-1)
-					st.next, st.checkpoint, st.checkpointT = cp.Offset, cp.Offset, cp.WrittenAt
-					for _, id := range cp.Unsnapshotted {
-						st.inherited[id] = struct{}{}
-					}
-				case errors.Is(err, snapshots.ErrNotFound):
-				default:
-					s.cfg.logger.Error("restore snapshot partition", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
-					return nil, err
+			cp, err := s.back.take(ctx, st)
+			if err != nil {
+				s.cfg.logger.Error("restore snapshot partition", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
+				return nil, err
+			}
+			if cp.Offset >= 0 {
+				ps[p] = kgo.NewOffset().At(cp.Offset).WithEpoch(-1)
+				st.next, st.checkpoint, st.checkpointT = cp.Offset, cp.Offset, cp.WrittenAt
+				for _, id := range cp.Unsnapshotted {
+					st.inherited[id] = struct{}{}
 				}
 			}
 			st.restoreTook = time.Since(start)
@@ -384,10 +413,10 @@ func (s *Snapshotter) drop(_ context.Context, _ *kgo.Client, revoked map[string]
 	}
 }
 
-func (s *Snapshotter) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
+func (s *Snapshotter) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		poll, cancel := context.WithTimeout(ctx, min(s.cfg.interval/2, time.Second))
-		fetches := sess.PollFetches(poll)
+		fetches := s.back.poll(poll)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -398,7 +427,7 @@ func (s *Snapshotter) loop(ctx context.Context, sess *kgo.GroupTransactSession) 
 			}
 		})
 		s.process(ctx, fetches)
-		if err := s.flush(ctx, sess, false); err != nil {
+		if err := s.flush(ctx, false); err != nil {
 			return err
 		}
 	}
@@ -511,7 +540,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 	defer cancel()
 	_, inherited := st.inherited[id]
 	delete(st.inherited, id)
-	snap, err := s.store.Get(ctx, st.typ.name, id)
+	snap, err := s.back.get(ctx, st.typ.name, id)
 	if inherited {
 		err = errors.New("listed as unsnapshotted by the last checkpoint")
 	}
@@ -586,7 +615,12 @@ func (s *Snapshotter) rebuild(ctx context.Context, st *partState, a *aggState, i
 // creations rely on that (snapshots.Checkpoint.Unborn). An aggregate not
 // held is rebuilt from the log. Each deletion is handled once; s.mu is held.
 func (s *Snapshotter) repairDeleted(ctx context.Context, st *partState) {
-	deleted := s.store.Deleted(st.typ.name, st.p)
+	deleted, err := s.back.deleted(ctx, st)
+	if err != nil {
+		s.cfg.logger.Warn("deleted snapshots not listed; their repair waits for the next checkpoint", slog.String("topic", st.topic),
+			slog.Int("partition", int(st.p)), slog.Any("error", err))
+		return
+	}
 	if len(deleted) == 0 && len(st.repaired) == 0 {
 		return
 	}
@@ -619,17 +653,10 @@ func (s *Snapshotter) repairDeleted(ctx context.Context, st *partState) {
 	}
 }
 
-// captured is a snapshot taken under s.mu, to be written outside it.
-type captured struct {
-	st   *partState
-	id   uuid.UUID
-	snap snapshots.Snapshot
-}
-
 // flush writes, in one transaction, the threshold snapshots that are due
 // and, for each partition whose checkpoint is due (all of them with all),
 // snapshots of every dirty aggregate and the partition's checkpoint.
-func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession, all bool) error {
+func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 	// A transaction, once begun, is ended whatever happens to the caller's
 	// context: shutting down waits for it (bounded).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -640,14 +667,12 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 	pendingDue := now.Sub(s.lastTxn) >= min(s.cfg.interval/4, 250*time.Millisecond)
 	s.mu.Lock()
 	var snaps []captured
-	type cpWrite struct {
-		st *partState
-		cp snapshots.Checkpoint
-	}
 	var cps []cpWrite
+	next := make(map[*partState]int64)
 	overfull := s.countStates() > s.cfg.maxStates
 	for _, st := range s.parts {
 		checkpoint := all || overfull || st.due || now.Sub(st.checkpointT) >= s.cfg.interval
+		next[st] = st.next
 		take := func(id uuid.UUID, a *aggState) {
 			if !a.dirty() {
 				return
@@ -719,55 +744,13 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 		return nil
 	}
 
-	var recs []*kgo.Record
-	for _, c := range snaps {
-		v, err := s.codec.Encode(c.snap)
-		if err != nil {
-			return fmt.Errorf("snapshotter: encode %s: %w", c.snap, err)
-		}
-		recs = append(recs, &kgo.Record{Topic: s.cfg.snapPrefix + c.snap.AggregateType, Partition: c.st.p, Key: log.Key(c.id), Value: v})
-	}
-	for _, c := range cps {
-		v, err := snapshots.EncodeCheckpoint(c.cp)
-		if err != nil {
-			return fmt.Errorf("snapshotter: encode %s: %w", c.cp, err)
-		}
-		recs = append(recs, &kgo.Record{Topic: s.cfg.snapPrefix + c.st.typ.name, Partition: c.st.p, Key: []byte(snapshots.CheckpointKey), Value: v})
-	}
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("snapshotter: begin transaction: %w", err)
-	}
-	var produceErr error
-	var pmu sync.Mutex
-	for _, r := range recs {
-		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
-			if err != nil {
-				pmu.Lock()
-				produceErr = errors.Join(produceErr, fmt.Errorf("%s/%d: %w", r.Topic, r.Partition, err))
-				pmu.Unlock()
-			}
-		})
-	}
-	try := kgo.TryCommit
-	if err := sess.Client().Flush(ctx); err != nil {
-		return fmt.Errorf("snapshotter: flush: %w", err)
-	}
-	pmu.Lock()
-	if produceErr != nil {
-		try = kgo.TryAbort
-	}
-	pmu.Unlock()
-	committed, err := sess.End(ctx, try)
+	out, err := s.back.write(ctx, &batch{snaps: snaps, cps: cps, next: next})
 	s.lastTxn = time.Now()
 	if err != nil {
-		return fmt.Errorf("snapshotter: end transaction: %w", err)
+		return err
 	}
-	if !committed {
+	if cause := out.aborted; cause != nil {
 		s.stats.aborted.Add(1)
-		cause := produceErr
-		if cause == nil {
-			cause = errors.New("the group rebalanced, or this member was fenced by a newer generation")
-		}
 		s.cfg.logger.Warn("transaction aborted; snapshots stay pending", slog.Int("snapshots", len(snaps)),
 			slog.Int("checkpoints", len(cps)), slog.Any("cause", cause))
 		if h := s.cfg.hooks.Aborted; h != nil {
@@ -778,8 +761,26 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for st, err := range out.fenced {
+		// Another instance claimed the partition: this one lost it without
+		// being told yet (paused past its session, rebalanced away), and
+		// forgets it until the group assigns it again.
+		s.stats.aborted.Add(1)
+		s.cfg.logger.Error("partition fenced: another snapshotter claimed it; its snapshots and checkpoint were not written",
+			slog.String("topic", st.topic), slog.Int("partition", int(st.p)), slog.Any("error", err))
+		if h := s.cfg.hooks.Aborted; h != nil {
+			h(err)
+		}
+		if tp := (topicPartition{st.topic, st.p}); s.parts[tp] == st {
+			delete(s.parts, tp)
+		}
+	}
 	written := map[string]int{}
 	for _, c := range snaps {
+		if out.fenced[c.st] != nil {
+			continue
+		}
+		s.stats.snapshots.Add(1)
 		if s.parts[topicPartition{c.st.topic, c.st.p}] != c.st {
 			continue // revoked meanwhile; the records are written all the same
 		}
@@ -791,13 +792,15 @@ func (s *Snapshotter) flush(ctx context.Context, sess *kgo.GroupTransactSession,
 		delete(c.st.pending, c.id)
 		written[c.snap.AggregateType]++
 	}
-	s.stats.snapshots.Add(uint64(len(snaps)))
 	for typ, n := range written {
 		if h := s.cfg.hooks.SnapshotsWritten; h != nil {
 			h(typ, n)
 		}
 	}
 	for _, c := range cps {
+		if out.fenced[c.st] != nil {
+			continue
+		}
 		c.st.checkpoint, c.st.checkpointT, c.st.due = c.cp.Offset, now, false
 		s.stats.checkpoints.Add(1)
 		if h := s.cfg.hooks.CheckpointWritten; h != nil {

@@ -73,10 +73,10 @@ type partState struct {
 	// repaired are the aggregates whose snapshot a tombstone deleted and
 	// that were snapshotted again since (repairDeleted).
 	repaired map[uuid.UUID]struct{}
-	buf      []log.Event          // AppendNext's buffer, used by the partition's goroutine
+	buf      []log.Event // AppendNext's buffer, used by the partition's goroutine
 	// claim is the partition's claim in the PostgreSQL store (WithPostgres).
 	claim snapshots.Claim
-	envs     []aggregate.Envelope // the policy's events, used by the partition's goroutine
+	envs  []aggregate.Envelope // the policy's events, used by the partition's goroutine
 }
 
 // aggState is one aggregate's state as the snapshotter holds it.

@@ -17,12 +17,12 @@ import (
 // for each. It creates the events topic if it is missing; it writes no
 // snapshot and deletes nothing.
 func runFeed(ctx context.Context, w, info io.Writer, cfg config) error {
-	kb := newKafkaBackend(cfg.seeds(), cfg.prefix, int32(cfg.partitions), int16(cfg.replication), info)
-	if cfg.connOpts != nil {
-		kb.opts = cfg.connOpts
+	kb, err := openKafka(cfg, info)
+	if err != nil {
+		return err
 	}
-	defer kb.closeClients()
-	events, err := kb.openLog(ctx, kb.topicPrefix())
+	defer kb.close(ctx)
+	events, err := kb.eventLog(ctx, kb.topicPrefix())
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/examples/order"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/schemas"
@@ -29,8 +28,9 @@ import (
 const deleteTimeout = 30 * time.Second
 
 // kafkaBackend runs the scenarios on a Kafka cluster: each scenario gets a
-// Kafka event log and a Kafka snapshot store (a compacted topic of Avro
-// snapshots). By default they are on topics of the scenario's own, named
+// Kafka event log and, unless the snapshots are kept elsewhere, a Kafka
+// snapshot store (a compacted topic of Avro snapshots). By default they are
+// on topics of the scenario's own, named
 //
 //	snaplog.example.<run>.s<n>.events.Order
 //	snaplog.example.<run>.s<n>.snapshots.Order
@@ -38,15 +38,18 @@ const deleteTimeout = 30 * time.Second
 // where run is eight random hex digits, new for each run, and n counts the
 // scenarios. With a shared prefix every scenario is on <prefix>events.Order
 // and <prefix>snapshots.Order. The backend owns the logs and stores it
-// opens; closeClients closes them.
+// opens, and the embedded broker it starts; close ends them.
 type kafkaBackend struct {
 	seeds       []string
 	opts        []kgo.Opt // the connection: the seeds, TLS, SASL
 	prefix      string    // the run's topic prefix, or the shared one
 	shared      bool      // every scenario on the topics under prefix
+	keep        bool      // keep the run's own topics at the end
+	snapshots   bool      // the snapshots on Kafka too, not only the events
 	partitions  int32
 	replication int16
-	info        io.Writer // where the note on owned snapshot topics goes
+	info        io.Writer      // where the notes on owned snapshot topics and kept or undeleted topics go
+	cluster     *kfake.Cluster // the embedded broker; nil on a cluster named with -brokers
 
 	opened    int
 	logs      []*log.Kafka
@@ -55,34 +58,60 @@ type kafkaBackend struct {
 	ownedNote sync.Once
 }
 
-// newKafkaBackend returns a backend on the brokers seeds: on topics under
-// the shared prefix, or with an empty prefix on topics of a new run prefix.
-// It does no I/O.
-func newKafkaBackend(seeds []string, prefix string, partitions int32, replication int16, info io.Writer) *kafkaBackend {
+// openKafka returns the backend on the brokers of cfg, starting the
+// embedded one for -brokers embedded: on topics under the shared prefix
+// of cfg, or without one on topics of a new run prefix. It does no other
+// I/O.
+func openKafka(cfg config, info io.Writer) (*kafkaBackend, error) {
 	k := &kafkaBackend{
-		seeds:       seeds,
-		opts:        []kgo.Opt{kgo.SeedBrokers(seeds...)},
-		prefix:      prefix,
-		shared:      prefix != "",
-		partitions:  partitions,
-		replication: replication,
+		seeds:       cfg.seeds(),
+		opts:        cfg.connOpts,
+		prefix:      cfg.prefix,
+		shared:      cfg.prefix != "",
+		keep:        cfg.keep,
+		snapshots:   cfg.postgres == "",
+		partitions:  int32(cfg.partitions),
+		replication: int16(cfg.replication),
 		info:        info,
+	}
+	if cfg.brokers == embedded {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+		k.cluster, k.seeds = cluster, cluster.ListenAddrs()
+	}
+	if k.opts == nil {
+		k.opts = []kgo.Opt{kgo.SeedBrokers(k.seeds...)}
 	}
 	if !k.shared {
 		var b [4]byte
 		rand.Read(b[:]) // never fails
 		k.prefix = "snaplog.example." + hex.EncodeToString(b[:]) + "."
 	}
-	return k
+	return k, nil
 }
 
-// topicsLine describes the backend's topics for the line that names the
-// backend.
-func (k *kafkaBackend) topicsLine() string {
-	if k.shared {
-		return fmt.Sprintf("topics %sevents.%s and %ssnapshots.%s, shared by the scenarios", k.prefix, order.TypeName, k.prefix, order.TypeName)
+// String names the brokers and the backend's topics, for the line that
+// names the backend.
+func (k *kafkaBackend) String() string {
+	var topics string
+	switch {
+	case !k.shared:
+		topics = fmt.Sprintf("topics %s*", k.prefix)
+	case k.snapshots:
+		topics = fmt.Sprintf("topics %sevents.%s and %ssnapshots.%s, shared by the scenarios", k.prefix, order.TypeName, k.prefix, order.TypeName)
+	default:
+		topics = fmt.Sprintf("topic %sevents.%s, shared by the scenarios", k.prefix, order.TypeName)
 	}
-	return fmt.Sprintf("topics %s*", k.prefix)
+	brokers := strings.Join(k.seeds, ",")
+	switch {
+	case k.cluster != nil:
+		return fmt.Sprintf("an embedded Kafka-protocol broker (kfake) at %s (%s)", brokers, topics)
+	case k.shared:
+		return fmt.Sprintf("Kafka at %s (%s, kept)", brokers, topics)
+	}
+	return fmt.Sprintf("Kafka at %s (%s)", brokers, topics)
 }
 
 // topicPrefix returns the prefix of the next scenario's topics.
@@ -101,9 +130,9 @@ func (k *kafkaBackend) addTopic(name string) {
 	}
 }
 
-// openLog returns a new event log on the topics under prefix, its topic of
-// orders created before it returns.
-func (k *kafkaBackend) openLog(ctx context.Context, prefix string) (*log.Kafka, error) {
+// eventLog returns a new event log on the topics under prefix, its topic
+// of orders created before it returns.
+func (k *kafkaBackend) eventLog(ctx context.Context, prefix string) (*log.Kafka, error) {
 	events, err := log.NewKafka(
 		log.KafkaClient(k.opts...),
 		log.WithTopicPrefix(prefix+"events."),
@@ -121,36 +150,48 @@ func (k *kafkaBackend) openLog(ctx context.Context, prefix string) (*log.Kafka, 
 	return events, nil
 }
 
-// open is the backend: a new event log and snapshot store, on topics no
-// other scenario uses unless the prefix is shared, both created before it
-// returns.
-func (k *kafkaBackend) open(ctx context.Context) (aggregate.EventLog, snapshots.Store, error) {
+// openLog opens the next scenario's event log, on topics no other
+// scenario uses unless the prefix is shared, its topic of orders created
+// before it returns.
+func (k *kafkaBackend) openLog(ctx context.Context) (scenarioLog, error) {
 	prefix := k.topicPrefix()
-	events, err := k.openLog(ctx, prefix)
+	events, err := k.eventLog(ctx, prefix)
 	if err != nil {
-		return nil, nil, err
+		return scenarioLog{}, err
 	}
+	// A shared topic that already existed has the partitions it was
+	// created with.
+	n, err := events.Partitions(ctx, order.TypeName)
+	if err != nil {
+		return scenarioLog{}, err
+	}
+	return scenarioLog{events: events, prefix: prefix, partitions: n}, nil
+}
+
+// openStore opens a Kafka snapshot store for the scenario's log l, on the
+// snapshot topic under l's prefix, created before it returns.
+func (k *kafkaBackend) openStore(ctx context.Context, l scenarioLog) (snapshots.Store, error) {
 	codec := snapshots.NewAvroCodec()
 	if err := codec.Register(order.TypeName, schemas.OrderState()); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	store, err := snapshots.NewKafka(codec,
 		snapshots.KafkaClient(k.opts...),
-		snapshots.WithTopicPrefix(prefix+"snapshots."),
-		snapshots.WithEventsTopicPrefix(prefix+"events."),
+		snapshots.WithTopicPrefix(l.prefix+"snapshots."),
+		snapshots.WithEventsTopicPrefix(l.prefix+"events."),
 		snapshots.WithReplicationFactor(k.replication),
 	)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	k.stores = append(k.stores, store)
 	k.addTopic(store.Topic(order.TypeName))
 	// The snapshot topic takes the partition count of the events topic,
-	// which must therefore exist first.
+	// which openLog created.
 	if err := store.EnsureTopic(ctx, order.TypeName); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return events, ownedNoting{store, k.noteOwned}, nil
+	return ownedNoting{store, k.noteOwned}, nil
 }
 
 // noteOwned tells, once a run, that a snapshotter owns the snapshot topic.
@@ -179,8 +220,12 @@ func (s ownedNoting) Put(ctx context.Context, snap snapshots.Snapshot) error {
 	return err
 }
 
-// closeClients closes every log and store the backend opened.
-func (k *kafkaBackend) closeClients() {
+// close closes every log and store the backend opened, and the embedded
+// broker with its topics. On a cluster named with -brokers it then deletes
+// the run's own topics, even when ctx ended, unless keep is set or the
+// topics are under a shared prefix; it reports a failed delete to info but
+// does not fail for it.
+func (k *kafkaBackend) close(ctx context.Context) {
 	for _, s := range k.stores {
 		s.Close()
 	}
@@ -188,6 +233,19 @@ func (k *kafkaBackend) closeClients() {
 		l.Close()
 	}
 	k.stores, k.logs = nil, nil
+	switch {
+	case k.cluster != nil:
+		k.cluster.Close()
+	case k.shared:
+	case k.keep:
+		fmt.Fprintf(k.info, "snapshotting: kept the run's %d topics %s*\n", len(k.topics), k.prefix)
+	default:
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+		defer cancel()
+		if err := k.deleteTopics(dctx); err != nil {
+			fmt.Fprintf(k.info, "snapshotting: delete topics %s*: %v\n", k.prefix, err)
+		}
+	}
 }
 
 // deleteTopics deletes the topics of the run. Topics that were never
@@ -212,49 +270,4 @@ func (k *kafkaBackend) deleteTopics(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// runOnKafka runs the scenarios on the brokers seeds. It closes every
-// client it opened and deletes the run's own topics, even when ctx ends,
-// unless keep is set or the topics are under a shared prefix; it reports a
-// failed delete to info but does not fail for it.
-func runOnKafka(ctx context.Context, w, info io.Writer, seeds []string, cfg config) error {
-	kb := newKafkaBackend(seeds, cfg.prefix, int32(cfg.partitions), int16(cfg.replication), info)
-	if cfg.connOpts != nil {
-		kb.opts = cfg.connOpts
-	}
-	if kb.shared {
-		fmt.Fprintf(info, "snapshotting: on Kafka at %s (%s, kept)\n", strings.Join(seeds, ","), kb.topicsLine())
-	} else {
-		fmt.Fprintf(info, "snapshotting: on Kafka at %s (%s)\n", strings.Join(seeds, ","), kb.topicsLine())
-	}
-	err := runOn(ctx, w, kb.open)
-	kb.closeClients()
-	switch {
-	case kb.shared:
-		return err
-	case cfg.keep:
-		fmt.Fprintf(info, "snapshotting: kept the run's %d topics %s*\n", len(kb.topics), kb.prefix)
-		return err
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
-	defer cancel()
-	if derr := kb.deleteTopics(dctx); derr != nil {
-		fmt.Fprintf(info, "snapshotting: delete topics %s*: %v\n", kb.prefix, derr)
-	}
-	return err
-}
-
-// runEmbedded runs the scenarios on an in-process Kafka-protocol broker,
-// franz-go's kfake, whose topics end with it.
-func runEmbedded(ctx context.Context, w, info io.Writer, cfg config) error {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		return fmt.Errorf("embedded broker: %w", err)
-	}
-	defer cluster.Close()
-	kb := newKafkaBackend(cluster.ListenAddrs(), cfg.prefix, int32(cfg.partitions), int16(cfg.replication), info)
-	fmt.Fprintf(info, "snapshotting: on an embedded Kafka-protocol broker (kfake) at %s (%s)\n", strings.Join(kb.seeds, ","), kb.topicsLine())
-	defer kb.closeClients()
-	return runOn(ctx, w, kb.open)
 }

@@ -4,8 +4,10 @@
 // that makes a load ignore its snapshot, load times with and without a
 // snapshot, and what a snapshot holds.
 //
-// It runs the scenarios on one of four backends. By default it uses the
-// in-memory event log and snapshot store, and needs no broker:
+// It runs the scenarios on an event log and a snapshot store chosen
+// independently: the log in memory or on Kafka, the snapshots with the log
+// or in PostgreSQL. By default it uses the in-memory event log and snapshot
+// store, and needs no broker:
 //
 //	go run ./examples/snapshotting
 //
@@ -22,25 +24,28 @@
 //
 // With -postgres and a PostgreSQL URL it keeps the snapshots in PostgreSQL
 // (snapshots.Postgres, a schema of its own for each scenario, dropped at the
-// end) and the events in memory, as eventsource-py's production example
-// keeps snapshots in PostgreSQL:
+// end) and the events in memory, or with -brokers on Kafka, as
+// eventsource-py's production example keeps snapshots in PostgreSQL and
+// events in Kafka:
 //
 //	go run ./examples/snapshotting -postgres postgres://snaplog:snaplog@127.0.0.1:55432/snaplog
+//	go run ./examples/snapshotting -brokers 127.0.0.1:9092 -postgres postgres://snaplog:snaplog@127.0.0.1:55432/snaplog
 //
 // On Kafka every scenario gets topics of its own, fresh as the in-memory
 // default's log and store are, named after a prefix that is new for each
 // run ("snaplog.example." and eight random hex digits), so that runs never
-// share topics. The topics have -partitions partitions (default 3) and
+// share topics: an events topic, and a snapshot topic unless the snapshots
+// are in PostgreSQL. The topics have -partitions partitions (default 3) and
 // replication factor -replication (default 1). On a cluster named with
 // -brokers the program deletes its topics at the end, unless -keep is
 // given; a failed delete is reported but does not fail the run. The
 // embedded broker's topics end with the program.
 //
-// With -prefix P every scenario runs on the same two topics instead,
-// P+"events.Order" and P+"snapshots.Order", created if missing and never
-// deleted. The scenarios need fresh aggregates, not fresh topics: each
-// creates orders of its own, so it prints the same lines on topics that
-// already hold other orders.
+// With -prefix P every scenario runs on the same topics instead,
+// P+"events.Order" and, unless the snapshots are in PostgreSQL,
+// P+"snapshots.Order", created if missing and never deleted. The scenarios
+// need fresh aggregates, not fresh topics: each creates orders of its own,
+// so it prints the same lines on topics that already hold other orders.
 //
 // A snapshot topic whose checkpoints name a snapshotter (a running
 // cmd/snapshotter on the same topics) is that snapshotter's alone: the store
@@ -94,7 +99,7 @@ type config struct {
 	keep        bool
 	prefix      string // "" for topics of the run's own
 	feed        int    // orders to save instead of running the scenarios; 0: run them
-	postgres    string // a PostgreSQL URL: snapshots there, events in memory
+	postgres    string // a PostgreSQL URL: snapshots there, events in memory or on -brokers
 	// conn is the connection to -brokers (TLS, SASL), connOpts its
 	// franz-go options; nil for the in-memory and embedded backends.
 	conn     kafkaconn.Config
@@ -122,22 +127,23 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("snapshotting", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: snapshotting [-brokers embedded|host:port,...] [-partitions n] [-replication n] [-keep | -prefix p [-feed n]]")
+		fmt.Fprintln(stderr, "usage: snapshotting [-brokers embedded|host:port,...] [-partitions n] [-replication n] [-keep | -prefix p [-feed n]] [-postgres url]")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.brokers, "brokers", "",
-		`Kafka brokers to run on, comma-separated host:port; "embedded" for an in-process broker; empty for the in-memory log and store`)
+		`Kafka brokers to run on, comma-separated host:port; "embedded" for an in-process broker; empty for the in-memory log (and store, without -postgres)`)
 	fs.IntVar(&c.partitions, "partitions", 3, "partition count of the Kafka topics")
 	fs.IntVar(&c.replication, "replication", 1, "replication factor of the Kafka topics (-1: the broker's default)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the run's topics on the cluster named with -brokers instead of deleting them")
 	fs.StringVar(&c.prefix, "prefix", "",
-		"run every scenario on the topics <prefix>events.Order and <prefix>snapshots.Order, which are kept; empty for topics of the run's own")
+		"run every scenario on the topics <prefix>events.Order and <prefix>snapshots.Order (the events topic alone with -postgres), which are kept; empty for topics of the run's own")
 	fs.StringVar(&c.conn.TLS.CAFile, "tls-ca", "", "connect to -brokers with TLS, verifying them against the CA certificates of this PEM file")
 	fs.BoolVar(&c.conn.TLS.Enabled, "tls", false, "connect to -brokers with TLS, verifying them against the system's roots")
 	fs.StringVar(&c.conn.SASL.Mechanism, "sasl-mechanism", "", "SASL mechanism for -brokers: "+strings.Join(kafkaconn.Mechanisms, ", ")+
 		" (the password from the environment variable SNAPLOG_SASL_PASSWORD)")
 	fs.StringVar(&c.conn.SASL.Username, "sasl-username", "", "SASL user, for PLAIN and SCRAM")
-	fs.StringVar(&c.postgres, "postgres", "", "keep the snapshots in the PostgreSQL database of this URL (a schema per scenario, dropped at the end), the events in memory")
+	fs.StringVar(&c.postgres, "postgres", "",
+		"keep the snapshots in the PostgreSQL database of this URL (a schema per scenario, dropped at the end), the events in memory or on -brokers")
 	fs.IntVar(&c.feed, "feed", 0,
 		"save this many new orders to <prefix>events.Order, for a snapshotter to snapshot, instead of running the scenarios (needs -prefix)")
 	if err := fs.Parse(args); err != nil {
@@ -184,8 +190,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := checkPrefix(c.prefix); err != nil {
 		errs = append(errs, fmt.Errorf("-prefix %q: %w", c.prefix, err))
 	}
-	if c.postgres != "" && c.brokers != "" {
-		errs = append(errs, errors.New("-postgres keeps the events in memory: give it without -brokers"))
+	if c.postgres != "" && c.feed != 0 {
+		errs = append(errs, errors.New("-postgres: -feed writes no snapshots"))
 	}
 	if c.keep && c.prefix != "" {
 		errs = append(errs, errors.New("-keep: the topics of -prefix are always kept"))
@@ -247,35 +253,106 @@ func checkPrefix(p string) error {
 // maxTopicLen is the longest topic name Kafka accepts.
 const maxTopicLen = 249
 
-// runWith runs every scenario on the backend cfg names, or feeds orders
-// with -feed, writing their output to w and the line that names the backend
-// to info.
-func runWith(ctx context.Context, w, info io.Writer, cfg config) error {
-	switch {
-	case cfg.feed > 0:
+// runWith runs every scenario on the event log and snapshot store cfg
+// names, or feeds orders with -feed, writing their output to w and the line
+// that names the backend to info. The log (in memory, or Kafka with
+// -brokers) and the snapshot store (the log's own kind, or PostgreSQL with
+// -postgres) are chosen independently. At the end, even when ctx ended, it
+// closes what it opened, deletes what the run created and says what it
+// kept.
+func runWith(ctx context.Context, w, info io.Writer, cfg config) (err error) {
+	if cfg.feed > 0 {
 		return runFeed(ctx, w, info, cfg)
-	case cfg.postgres != "":
-		return runOnPostgres(ctx, w, info, cfg.postgres, int32(cfg.partitions))
-	case cfg.brokers == "":
-		fmt.Fprintln(info, "snapshotting: on the in-memory event log and snapshot store")
-		return runOn(ctx, w, memoryBackend)
-	case cfg.brokers == embedded:
-		return runEmbedded(ctx, w, info, cfg)
 	}
-	return runOnKafka(ctx, w, info, cfg.seeds(), cfg)
+	var (
+		logs   logOpener
+		stores storeOpener
+		on     string // names the backend on the info line
+	)
+	if cfg.brokers == "" {
+		logs, stores, on = memoryLogs, memoryStores, "the in-memory event log"
+	} else {
+		var kb *kafkaBackend
+		if kb, err = openKafka(cfg, info); err != nil {
+			return err
+		}
+		defer kb.close(ctx)
+		logs, stores, on = kb.openLog, kb.openStore, kb.String()
+	}
+	switch {
+	case cfg.postgres != "":
+		var pb *postgresBackend
+		if pb, err = newPostgresBackend(ctx, cfg.postgres); err != nil {
+			return err
+		}
+		// A failed drop is the run's error when nothing failed before.
+		defer func() {
+			if cerr := pb.close(context.WithoutCancel(ctx)); err == nil {
+				err = cerr
+			}
+		}()
+		stores = pb.openStore
+		on += ", snapshots in PostgreSQL (schemas " + pb.run + "_*)"
+	case cfg.brokers == "":
+		on += " and snapshot store"
+	}
+	fmt.Fprintf(info, "snapshotting: on %s\n", on)
+	return runOn(ctx, w, pair(logs, stores))
 }
 
 // backend gives each scenario a fresh event log and snapshot store, so that
 // the scenarios run the same way on every backend.
 type backend func(ctx context.Context) (aggregate.EventLog, snapshots.Store, error)
 
-// memoryBackend is the default: an in-memory log and store.
-func memoryBackend(context.Context) (aggregate.EventLog, snapshots.Store, error) {
-	events, err := log.NewMemory()
-	if err != nil {
-		return nil, nil, err
+// scenarioLog is a scenario's fresh event log and what a snapshot store for
+// it must know.
+type scenarioLog struct {
+	events aggregate.EventLog
+	// prefix starts the names of the scenario's Kafka topics: its events
+	// are on prefix+"events."+order.TypeName. "" for the in-memory log.
+	prefix string
+	// partitions is the partition count of the orders' events topic.
+	partitions int32
+}
+
+// logOpener opens the event log of the next scenario.
+type logOpener func(ctx context.Context) (scenarioLog, error)
+
+// storeOpener opens a fresh snapshot store for a scenario's log.
+type storeOpener func(ctx context.Context, l scenarioLog) (snapshots.Store, error)
+
+// pair is the backend of each scenario's log from logs and a store for it
+// from stores.
+func pair(logs logOpener, stores storeOpener) backend {
+	return func(ctx context.Context) (aggregate.EventLog, snapshots.Store, error) {
+		l, err := logs(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		store, err := stores(ctx, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l.events, store, nil
 	}
-	return events, snapshots.NewMemory(), nil
+}
+
+// memoryPartitions is the partition count of the in-memory log's topics,
+// that of the Kafka topics by default.
+const memoryPartitions = 3
+
+// memoryLogs opens an in-memory event log.
+func memoryLogs(context.Context) (scenarioLog, error) {
+	events, err := log.NewMemory(log.WithMemoryPartitions(memoryPartitions))
+	if err != nil {
+		return scenarioLog{}, err
+	}
+	return scenarioLog{events: events, partitions: memoryPartitions}, nil
+}
+
+// memoryStores opens an in-memory snapshot store, which suits any log.
+func memoryStores(context.Context, scenarioLog) (snapshots.Store, error) {
+	return snapshots.NewMemory(), nil
 }
 
 // scenario is one part of the program. It prints to p and returns the first

@@ -184,6 +184,48 @@ func runTopics(t *testing.T, adm *kadm.Client, prefix string) kadm.TopicDetails 
 	return run
 }
 
+// checkTopicsDeleted checks that the cluster has no topic whose name
+// starts with prefix.
+func checkTopicsDeleted(t *testing.T, prefix string) {
+	t.Helper()
+	// A deleted topic may linger in the broker's metadata for a moment.
+	adm := kafkatest.Admin(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := runTopics(t, adm, prefix)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topics left behind: %v", left.Names())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// postgresSnapshots is the end of the line that names the backend when the
+// snapshots are in PostgreSQL; the group is the run's schema prefix.
+const postgresSnapshots = `, snapshots in PostgreSQL \(schemas (snaplog_example_[0-9a-f]{8})_\*\)\n`
+
+// What the program writes to standard error first with -postgres, alone
+// and with -brokers; the last group is the run's schema prefix, the first
+// on Kafka the run's topic prefix.
+var (
+	memoryPostgresRun = regexp.MustCompile(`^snapshotting: on the in-memory event log` + postgresSnapshots)
+	kafkaPostgresRun  = regexp.MustCompile(`^snapshotting: on Kafka at \S+ \(topics (snaplog\.example\.[0-9a-f]{8}\.)\*\)` + postgresSnapshots)
+)
+
+// checkSchemasDropped checks that no schema whose name starts with
+// prefix+"_" is left.
+func checkSchemasDropped(t *testing.T, prefix string) {
+	t.Helper()
+	var left int
+	if err := pgtest.Pool(t).QueryRow(context.Background(),
+		"SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE $1", prefix+"_%").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d of the run's schemas left behind: %v", left, err)
+	}
+}
+
 // The six scenarios on a real broker print what they print in memory, and
 // the run deletes its topics.
 func TestOutputKafka(t *testing.T) {
@@ -194,19 +236,7 @@ func TestOutputKafka(t *testing.T) {
 	if m == nil || len(info) != len(m[0]) {
 		t.Fatalf("stderr %q, want one match of %s", info, kafkaRun)
 	}
-	// A deleted topic may linger in the broker's metadata for a moment.
-	adm := kafkatest.Admin(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := runTopics(t, adm, m[1])
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topics left behind: %v", left.Names())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	checkTopicsDeleted(t, m[1])
 }
 
 // TestOutputPostgres: with -postgres the scenarios keep their snapshots in
@@ -216,14 +246,54 @@ func TestOutputPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	out, info := runArgs(t, "-postgres", url)
 	checkOutput(t, out)
-	m := regexp.MustCompile(`schemas (snaplog_example_[0-9a-f]{8})_\*`).FindStringSubmatch(info)
-	if m == nil {
-		t.Fatalf("stderr %q names no schema", info)
+	m := memoryPostgresRun.FindStringSubmatch(info)
+	if m == nil || len(info) != len(m[0]) {
+		t.Fatalf("stderr %q, want one match of %s", info, memoryPostgresRun)
 	}
-	var left int
-	if err := pgtest.Pool(t).QueryRow(context.Background(),
-		"SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE $1", m[1]+"_%").Scan(&left); err != nil || left != 0 {
-		t.Fatalf("%d of the run's schemas left behind: %v", left, err)
+	checkSchemasDropped(t, m[1])
+}
+
+// TestOutputKafkaPostgres: with -brokers and -postgres the scenarios keep
+// their events on Kafka and their snapshots in PostgreSQL, as
+// eventsource-py's production setup does, and print what they print on
+// every backend; the run deletes its topics and drops its schemas.
+func TestOutputKafkaPostgres(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	url := pgtest.URL(t)
+	out, info := runArgs(t, "-brokers", strings.Join(brokers, ","), "-postgres", url)
+	checkOutput(t, out)
+	m := kafkaPostgresRun.FindStringSubmatch(info)
+	if m == nil || len(info) != len(m[0]) {
+		t.Fatalf("stderr %q, want one match of %s", info, kafkaPostgresRun)
+	}
+	checkSchemasDropped(t, m[2])
+	checkTopicsDeleted(t, m[1])
+}
+
+// With -brokers, -postgres and -keep the run keeps an events topic per
+// scenario and no snapshot topic: the snapshots were in PostgreSQL, whose
+// schemas the run drops.
+func TestKafkaPostgresKeep(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	url := pgtest.URL(t)
+	out, info := runArgs(t, "-brokers", strings.Join(brokers, ","), "-postgres", url, "-keep")
+	checkOutput(t, out)
+	m := kafkaPostgresRun.FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("stderr %q, want a match of %s", info, kafkaPostgresRun)
+	}
+	var want []string
+	for i := 1; i <= len(scenarios); i++ {
+		want = append(want, fmt.Sprintf("%ss%d.events.%s", m[1], i, order.TypeName))
+	}
+	kafkatest.DeleteTopicsOnCleanup(t, want...)
+	checkSchemasDropped(t, m[2])
+	if wantInfo := fmt.Sprintf("snapshotting: kept the run's %d topics %s*\n", len(want), m[1]); info[len(m[0]):] != wantInfo {
+		t.Errorf("stderr after the first line %q, want %q", info[len(m[0]):], wantInfo)
+	}
+	slices.Sort(want)
+	if got := runTopics(t, kafkatest.Admin(t), m[1]).Names(); !slices.Equal(got, want) {
+		t.Fatalf("kept topics %v, want %v", got, want)
 	}
 }
 
@@ -459,6 +529,12 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-brokers", "a:9092", "-feed", "2"}, config{}, "-feed needs -prefix"},
 		{[]string{"-brokers", "a:9092", "-prefix", "p.", "-feed", "-1"}, config{}, "-feed -1: must not be negative"},
 		{[]string{"-brokers", "embedded", "-prefix", "p.", "-feed", "1"}, config{}, "-feed: the embedded broker"},
+		{[]string{"-postgres", "postgres://h/db"}, config{partitions: 3, replication: 1, postgres: "postgres://h/db"}, ""},
+		{[]string{"-brokers", "a:9092", "-postgres", "postgres://h/db"},
+			config{brokers: "a:9092", partitions: 3, replication: 1, postgres: "postgres://h/db"}, ""},
+		{[]string{"-brokers", "embedded", "-postgres", "postgres://h/db"},
+			config{brokers: "embedded", partitions: 3, replication: 1, postgres: "postgres://h/db"}, ""},
+		{[]string{"-brokers", "a:9092", "-prefix", "p.", "-feed", "1", "-postgres", "postgres://h/db"}, config{}, "-postgres: -feed writes no snapshots"},
 		{[]string{"extra"}, config{}, "unexpected arguments"},
 		{[]string{"-nope"}, config{}, "flag provided but not defined"},
 	} {

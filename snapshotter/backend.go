@@ -161,6 +161,9 @@ type postgresBackend struct {
 	s     *Snapshotter
 	store *snapshots.Postgres
 	cl    *kgo.Client // the group's consumer
+	// grace is how long a fenced partition may stay assigned here: the
+	// group's session and rebalance timeouts, and some.
+	grace time.Duration
 }
 
 func (p *postgresBackend) prepare(ctx context.Context, _ string) error {

@@ -39,7 +39,11 @@ type Snapshotter struct {
 	joined    bool
 	restoring int              // partitions assigned and not yet restored
 	refused   map[string]error // events topics refused for their placement (placement.go)
-	stopLoop  context.CancelFunc
+	// fenced are the partitions whose writes to the PostgreSQL store a
+	// newer claim fenced while the group still had them assigned here, and
+	// since when.
+	fenced   map[topicPartition]time.Time
+	stopLoop context.CancelFunc
 
 	stats   counters
 	ran     atomic.Bool
@@ -262,6 +266,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 			return fmt.Errorf("snapshotter: %w", err)
 		}
 		pgBack.cl = cl
+		session, _ := cl.OptValue(kgo.SessionTimeout).(time.Duration)
+		rebalance, _ := cl.OptValue(kgo.RebalanceTimeout).(time.Duration)
+		pgBack.grace = session + rebalance + 10*time.Second
 		s.cfg.logger.Info("snapshotter running", slog.String("group", s.group), slog.Any("topics", topics),
 			slog.String("snapshot_store", "postgres"), slog.String("postgres_schema", pgBack.store.DBSchema()))
 	} else {
@@ -394,6 +401,7 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 			}
 			s.mu.Lock()
 			s.parts[topicPartition{topic, p}] = st
+			delete(s.fenced, topicPartition{topic, p})
 			s.restoring = max(0, s.restoring-1)
 			s.mu.Unlock()
 		}
@@ -408,6 +416,7 @@ func (s *Snapshotter) drop(_ context.Context, _ *kgo.Client, revoked map[string]
 	for topic, ps := range revoked {
 		for _, p := range ps {
 			delete(s.parts, topicPartition{topic, p})
+			delete(s.fenced, topicPartition{topic, p})
 			s.cfg.logger.Info("partition revoked", slog.String("topic", topic), slog.Int("partition", int(p)))
 		}
 	}
@@ -428,6 +437,9 @@ func (s *Snapshotter) loop(ctx context.Context) error {
 		})
 		s.process(ctx, fetches)
 		if err := s.flush(ctx, false); err != nil {
+			return err
+		}
+		if err := s.fencedTooLong(); err != nil {
 			return err
 		}
 	}
@@ -773,6 +785,10 @@ func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 		}
 		if tp := (topicPartition{st.topic, st.p}); s.parts[tp] == st {
 			delete(s.parts, tp)
+			if s.fenced == nil {
+				s.fenced = make(map[topicPartition]time.Time)
+			}
+			s.fenced[tp] = now
 		}
 	}
 	written := map[string]int{}
@@ -808,6 +824,31 @@ func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 		}
 	}
 	s.evict()
+	return nil
+}
+
+// fencedTooLong returns an error when a partition fenced in the PostgreSQL
+// store is still assigned here after the group had time to move it (its
+// session and rebalance timeouts): the claim that fenced it was not made by
+// a member of this group, and waiting would leave the partition
+// unsnapshotted for good.
+func (s *Snapshotter) fencedTooLong() error {
+	pg, ok := s.back.(*postgresBackend)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for tp, at := range s.fenced {
+		if since := time.Since(at); since > pg.grace {
+			errs = append(errs, fmt.Errorf("%w: %s/%d: fenced %v ago and still assigned to this member of group %q: a snapshotter outside the group claimed it "+
+				"(most likely another deployment with the same group name, on another Kafka cluster, writes to PostgreSQL schema %s)", snapshots.ErrFenced, tp.topic, tp.p, since.Round(time.Second), s.group, pg.store.DBSchema()))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("snapshotter: %w", errors.Join(errs...))
+	}
 	return nil
 }
 

@@ -258,7 +258,18 @@ func writeTraffic(t testing.TB, repo *aggregate.Repository[Account], ids []uuid.
 // written after its partition's checkpoint.
 func checkLoads(t testing.TB, e *env, ids []uuid.UUID) (maxRead uint64) {
 	t.Helper()
-	store := e.store(t)
+	return checkLoadsFrom(t, e, ids, e.store(t))
+}
+
+// loadStore is a snapshot store loads read checkpoints from.
+type loadStore interface {
+	snapshots.Store
+	snapshots.CheckpointReader
+}
+
+// checkLoadsFrom is checkLoads with the snapshots and checkpoints of store.
+func checkLoadsFrom(t testing.TB, e *env, ids []uuid.UUID, store loadStore) (maxRead uint64) {
+	t.Helper()
 	repo := e.repo(t, aggregate.WithSnapshotStore(store))
 	replayer := e.repo(t)
 	ends := endOffsets(t, e.events+"Account")

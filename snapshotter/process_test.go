@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/aggregate"
 	"github.com/snaplog/snaplog/internal/kafkatest"
 	"github.com/snaplog/snaplog/internal/kread"
+	"github.com/snaplog/snaplog/internal/pgtest"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -33,6 +35,9 @@ const (
 	childGroup  = "SNAPLOG_TEST_CHILD_GROUP"
 	childEvents = "SNAPLOG_TEST_CHILD_EVENTS"
 	childSnaps  = "SNAPLOG_TEST_CHILD_SNAPSHOTS"
+	// childSchema, when set, makes the child keep its snapshots in this
+	// PostgreSQL schema (WithPostgres) of the server pgtest names.
+	childSchema = "SNAPLOG_TEST_CHILD_POSTGRES_SCHEMA"
 )
 
 // TestMain runs the test binary as a snapshotter process when a test starts
@@ -47,12 +52,25 @@ func TestMain(m *testing.M) {
 func runChild(group string) int {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	var t testing.T // accountType only reports registry errors, which do not happen
-	s, err := snapshotter.New(group, []snapshotter.Type{snapshotter.Register(accountType(&t))},
+	opts := []snapshotter.Option{
 		snapshotter.KafkaClient(kgo.SeedBrokers(strings.Split(os.Getenv(kafkatest.EnvBrokers), ",")...),
 			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(10*time.Second)),
-		snapshotter.WithEventsTopicPrefix(os.Getenv(childEvents)), snapshotter.WithSnapshotsTopicPrefix(os.Getenv(childSnaps)),
-		snapshotter.WithReplicationFactor(1), snapshotter.WithThreshold(10), snapshotter.WithCheckpointInterval(300*time.Millisecond),
-		snapshotter.WithLogger(logger))
+		snapshotter.WithEventsTopicPrefix(os.Getenv(childEvents)),
+		snapshotter.WithThreshold(10), snapshotter.WithCheckpointInterval(300 * time.Millisecond),
+		snapshotter.WithLogger(logger),
+	}
+	if schema := os.Getenv(childSchema); schema != "" {
+		pool, err := pgxpool.New(context.Background(), os.Getenv(pgtest.EnvURL))
+		if err != nil {
+			logger.Error("postgres", slog.Any("error", err))
+			return 2
+		}
+		defer pool.Close()
+		opts = append(opts, snapshotter.WithPostgres(pool, snapshots.WithPostgresSchema(schema)))
+	} else {
+		opts = append(opts, snapshotter.WithSnapshotsTopicPrefix(os.Getenv(childSnaps)), snapshotter.WithReplicationFactor(1))
+	}
+	s, err := snapshotter.New(group, []snapshotter.Type{snapshotter.Register(accountType(&t))}, opts...)
 	if err != nil {
 		logger.Error("new", slog.Any("error", err))
 		return 2
@@ -70,14 +88,22 @@ func runChild(group string) int {
 type child struct {
 	cmd     *exec.Cmd
 	aborted atomic.Int64 // "transaction aborted" lines it logged
+	fenced  atomic.Int64 // "partition fenced" lines it logged
 	done    chan struct{}
 }
 
 func (e *env) startChild(t *testing.T) *child {
 	t.Helper()
+	return e.startChildOn(t, "")
+}
+
+// startChildOn starts a child that keeps its snapshots in the PostgreSQL
+// schema, or in the snapshot topics if it is "".
+func (e *env) startChildOn(t *testing.T, schema string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childGroup+"="+e.group, childEvents+"="+e.events, childSnaps+"="+e.snaps,
-		kafkatest.EnvBrokers+"="+strings.Join(kafkatest.Brokers(t), ","))
+		kafkatest.EnvBrokers+"="+strings.Join(kafkatest.Brokers(t), ","), childSchema+"="+schema)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +119,9 @@ func (e *env) startChild(t *testing.T) *child {
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "transaction aborted") {
 				c.aborted.Add(1)
+			}
+			if strings.Contains(sc.Text(), "partition fenced") {
+				c.fenced.Add(1)
 			}
 			if strings.Contains(sc.Text(), `"level":"ERROR"`) {
 				t.Logf("child %d: %s", cmd.Process.Pid, sc.Text())
@@ -191,38 +220,7 @@ func verifyTopic(t *testing.T, e *env) (snaps, checkpoints int) {
 		t.Fatal(err)
 	}
 	for p := int32(0); p < e.partitions; p++ {
-		type step struct {
-			offset  int64
-			version int64
-		}
-		history := map[uuid.UUID][]step{} // accepted versions by offset
-		seqs := map[uuid.UUID]*log.Sequencer{}
-		if _, _, err := rd.ScanOne(ctxT(t), evTopic, p, 0, -1, func(r *kgo.Record) error {
-			ev, err := log.FromRecord(r)
-			if err != nil {
-				return nil
-			}
-			sq := seqs[ev.AggregateID]
-			if sq == nil {
-				sq = &log.Sequencer{}
-				seqs[ev.AggregateID] = sq
-			}
-			if out, evs := sq.Next(ev); out == log.Accepted {
-				history[ev.AggregateID] = append(history[ev.AggregateID], step{r.Offset, evs[len(evs)-1].AggregateVersion})
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		versionBefore := func(id uuid.UUID, c int64) int64 {
-			var v int64
-			for _, s := range history[id] {
-				if s.offset < c {
-					v = s.version
-				}
-			}
-			return v
-		}
+		history := readHistory(t, rd, evTopic, p)
 		best := map[uuid.UUID]int64{}
 		if _, _, err := rd.ScanOne(ctxT(t), snTopic, p, 0, -1, func(r *kgo.Record) error {
 			if snapshots.IsCheckpointKey(r.Key) {
@@ -232,7 +230,7 @@ func verifyTopic(t *testing.T, e *env) (snaps, checkpoints int) {
 				}
 				checkpoints++
 				for id := range history {
-					if v := versionBefore(id, cp.Offset); v > 0 && cp.Covers(id) && best[id] < v {
+					if v := history.before(id, cp.Offset); v > 0 && cp.Covers(id) && best[id] < v {
 						return fmt.Errorf("checkpoint %d@%d (snapshot record %d) overstates: %s is at version %d before it, its snapshots reach %d",
 							cp.EventsPartition, cp.Offset, r.Offset, id, v, best[id])
 					}
@@ -254,6 +252,46 @@ func verifyTopic(t *testing.T, e *env) (snaps, checkpoints int) {
 		}
 	}
 	return snaps, checkpoints
+}
+
+// history is the versions an events partition's aggregates reached, by
+// the winner rule (log.Sequencer), with the offsets they reached them at.
+type history map[uuid.UUID][]struct{ offset, version int64 }
+
+// before returns the aggregate's version before offset c.
+func (h history) before(id uuid.UUID, c int64) int64 {
+	var v int64
+	for _, s := range h[id] {
+		if s.offset < c {
+			v = s.version
+		}
+	}
+	return v
+}
+
+// readHistory reads partition p of the events topic whole.
+func readHistory(t testing.TB, rd *kread.Reader, evTopic *kread.Topic, p int32) history {
+	t.Helper()
+	h := history{}
+	seqs := map[uuid.UUID]*log.Sequencer{}
+	if _, _, err := rd.ScanOne(ctxT(t), evTopic, p, 0, -1, func(r *kgo.Record) error {
+		ev, err := log.FromRecord(r)
+		if err != nil {
+			return nil
+		}
+		sq := seqs[ev.AggregateID]
+		if sq == nil {
+			sq = &log.Sequencer{}
+			seqs[ev.AggregateID] = sq
+		}
+		if out, evs := sq.Next(ev); out == log.Accepted {
+			h[ev.AggregateID] = append(h[ev.AggregateID], struct{ offset, version int64 }{r.Offset, evs[len(evs)-1].AggregateVersion})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // TestCrash: kill -9 the snapshotter mid-stream and start another: no

@@ -34,6 +34,30 @@
 // took its partitions (invariant I6). Checkpoints name the group as the
 // topic's owner; repositories refuse to write snapshots there.
 //
+// # PostgreSQL
+//
+// With WithPostgres the snapshots and checkpoints go to a snapshots.Postgres
+// store instead of the snapshot topics, one row per aggregate, and no
+// snapshot topic is made; the events stay in Kafka. The group then consumes
+// without Kafka transactions, and the fence is in the database: at its
+// assignment a partition is claimed (snapshots.Postgres.Claim), which raises
+// the partition's epoch, and every checkpoint interval the snapshots, the
+// checkpoint and the offset consumed to of each partition are written in
+// one database transaction that first locks the partition's claim and
+// checks its epoch (snapshots.Postgres.WritePartitions). A claim made while
+// such a transaction holds the lock waits for it, and reads what it
+// committed; a write presenting an epoch a newer claim superseded writes
+// nothing of that partition (ErrFenced), and the snapshotter forgets the
+// partition, as when it is revoked. So an instance paused past its session,
+// or rebalanced away, cannot write after its successor claimed the
+// partition, and the successor resumes from the checkpoint the store holds,
+// whatever the group's offsets in Kafka say (they are committed too, after
+// each transaction, for the lag tools). A partition fenced by a claim from
+// outside the group, which the group therefore leaves assigned here, makes
+// Run return an error wrapping snapshots.ErrFenced after the session and
+// rebalance timeouts, rather than leave it unsnapshotted. Run refuses a
+// schema Migrate has not prepared (snapshots.ErrNotMigrated).
+//
 // # Failures
 //
 // A record that is no aggregate's event (log.FromRecord) is logged with its

@@ -3,6 +3,7 @@ package snapshotter_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/internal/kafkatest"
+	"github.com/snaplog/snaplog/internal/pgtest"
 	"github.com/snaplog/snaplog/log"
 	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
@@ -55,17 +57,25 @@ func fill(b *testing.B, e *env, aggs, events int) {
 // BenchmarkSnapshotterThroughput: the snapshotter catching up with an
 // events topic (500,000 events of 1,000 aggregates) against raw franz-go
 // consumption of the same topic by a consumer group (read_committed), side
-// by side in one run. Both are timed from the first record they get to the
+// by side in one run, the snapshotter writing to the snapshot topics
+// (Kafka transactions) and to PostgreSQL (WithPostgres; when the server of
+// pgtest is there). All are timed from the first record they get to the
 // last (BenchmarkReady measures starting).
 //
-//	SNAPLOG_KAFKA_BROKERS=127.0.0.1:9092 go test -run '^$' -bench BenchmarkSnapshotterThroughput -benchtime 1x ./snapshotter/
+//	SNAPLOG_KAFKA_BROKERS=127.0.0.1:9092 SNAPLOG_POSTGRES_URL=postgres://snaplog:snaplog@127.0.0.1:55432/snaplog?sslmode=disable \
+//		go test -run '^$' -bench BenchmarkSnapshotterThroughput -benchtime 1x ./snapshotter/
 func BenchmarkSnapshotterThroughput(b *testing.B) {
 	const aggs, events = 1000, 500_000
 	e := newEnv(b, 3)
 	fill(b, e, aggs, events)
 	topic := e.events + "Account"
+	var pg *pgSide
+	if os.Getenv(pgtest.EnvURL) != "" {
+		side := newPGSide(b, e)
+		pg = &side
+	}
 	b.ResetTimer()
-	var raw, side time.Duration
+	var raw, kafka, postgres time.Duration
 	for i := 0; i < b.N; i++ {
 		// Raw: a plain group consumer reading every record.
 		cl := kafkatest.Client(b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -81,27 +91,56 @@ func BenchmarkSnapshotterThroughput(b *testing.B) {
 		raw += time.Since(start)
 		cl.Close()
 
-		// The snapshotter, from scratch, until every event is applied and
+		// The snapshotters, from scratch, until every event is applied and
 		// checkpointed.
-		s := e.snapshotterGroup(b, fmt.Sprintf("%s-%d", e.group, i), snapshotter.FromScratch(), snapshotter.WithCheckpointInterval(time.Second))
-		stop := start2(b, s)
-		for s.Stats().EventsApplied == 0 {
-			time.Sleep(time.Millisecond)
+		kafka += catchUp(b, e, events, e.snapshotterGroup(b, fmt.Sprintf("%s-%d", e.group, i), snapshotter.FromScratch(),
+			snapshotter.WithCheckpointInterval(time.Second)))
+		if pg != nil {
+			saved := e.group
+			e.group = fmt.Sprintf("%s-pg-%d", saved, i)
+			s := pg.snapshotter(b, e, snapshotter.FromScratch(), snapshotter.WithCheckpointInterval(time.Second))
+			e.group = saved
+			postgres += catchUp(b, e, events, s)
 		}
-		start = time.Now()
-		for s.Stats().EventsApplied < events {
-			time.Sleep(10 * time.Millisecond) // Stats takes the snapshotter's lock: not too often
-		}
-		side += time.Since(start)
-		stop()
 	}
 	b.StopTimer()
-	rawRate := float64(events*b.N) / raw.Seconds()
-	sideRate := float64(events*b.N) / side.Seconds()
-	b.ReportMetric(rawRate, "raw-ev/s")
-	b.ReportMetric(sideRate, "snapshotter-ev/s")
-	b.ReportMetric(sideRate/rawRate, "ratio")
+	rate := func(d time.Duration) float64 { return float64(events*b.N) / d.Seconds() }
+	b.ReportMetric(rate(raw), "raw-ev/s")
+	b.ReportMetric(rate(kafka), "kafka-store-ev/s")
+	b.ReportMetric(rate(kafka)/rate(raw), "kafka-ratio")
+	if pg != nil {
+		b.ReportMetric(rate(postgres), "postgres-store-ev/s")
+		b.ReportMetric(rate(postgres)/rate(raw), "postgres-ratio")
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// catchUp runs s until it has applied events events, and returns the time
+// from its first applied event to its last; then, untimed, until it has
+// checkpointed every partition at its last record, so that its writes kept
+// up.
+func catchUp(b *testing.B, e *env, events uint64, s *snapshotter.Snapshotter) time.Duration {
+	stop := start2(b, s)
+	defer stop()
+	for s.Stats().EventsApplied == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	for s.Stats().EventsApplied < events {
+		time.Sleep(10 * time.Millisecond) // Stats takes the snapshotter's lock: not too often
+	}
+	took := time.Since(start)
+	for {
+		st := s.Stats()
+		done := len(st.Partitions) == int(e.partitions)
+		for _, p := range st.Partitions {
+			done = done && p.Checkpoint == p.Next
+		}
+		if done {
+			return took
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // BenchmarkCheckpointLag: under a steady 5,000 events/s, how long after an

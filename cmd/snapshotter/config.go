@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/snaplog/snaplog/kafkaconn"
@@ -30,11 +31,12 @@ const (
 	cmdInspect     command = "inspect"
 	cmdRebuild     command = "rebuild"
 	cmdPurge       command = "purge"
+	cmdMigrate     command = "migrate"
 	cmdHealthcheck command = "healthcheck"
 	cmdSchema      command = "schema"
 )
 
-var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge, cmdHealthcheck, cmdSchema}
+var commands = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge, cmdMigrate, cmdHealthcheck, cmdSchema}
 
 // config is everything the binary is told, read from its flags and
 // environment variables by parseConfig. Only the fields of the command being
@@ -58,6 +60,14 @@ type config struct {
 	TransactionalID    string // "" for the snapshotter's default
 	SessionTimeout     time.Duration
 	RebalanceTimeout   time.Duration
+	// SnapshotStore is where the snapshots and checkpoints are kept: the
+	// snapshot topics (SnapshotsPrefix, Replication, TransactionalID), or
+	// the tables of a PostgreSQL schema (Postgres). migrate implies
+	// storePostgres.
+	SnapshotStore snapshotStore
+	// Postgres is the PostgreSQL store's database: set when SnapshotStore
+	// is storePostgres.
+	Postgres postgresConfig
 	// Type is the aggregate type inspect, rebuild and purge work on; ID the
 	// aggregate inspect shows.
 	Type string
@@ -89,6 +99,9 @@ var (
 	kafkaCmds    = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge}
 	connCmds     = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge}
 	snapshotCmds = []command{cmdRun, cmdRebuild}
+	// postgresCmds take the PostgreSQL settings: those of the snapshot
+	// store (-snapshot-store postgres), and migrate.
+	postgresCmds = []command{cmdRun, cmdInspect, cmdRebuild, cmdPurge, cmdMigrate}
 )
 
 // settings lists the configuration in the order the usage shows it.
@@ -135,6 +148,52 @@ var settings = []setting{
 	{flag: "sasl-token-file", env: "SNAPLOG_SASL_TOKEN_FILE", arg: "file", cmds: connCmds,
 		usage: "file holding the OAuth bearer token, read at each authentication, for OAUTHBEARER",
 		set:   func(c *config, v string) error { c.Conn.SASL.TokenFile = v; return nil }},
+	{flag: "snapshot-store", env: "SNAPLOG_SNAPSHOT_STORE", def: string(storeKafka), arg: "kafka|postgres", cmds: kafkaCmds,
+		usage: "where the snapshots and checkpoints are kept: kafka, the snapshot topics; postgres, the tables of a PostgreSQL schema (the -postgres settings; run migrate first)",
+		set: func(c *config, v string) error {
+			switch s := snapshotStore(v); s {
+			case storeKafka, storePostgres:
+				c.SnapshotStore = s
+				return nil
+			}
+			return errors.New("not kafka or postgres")
+		}},
+	{flag: "postgres-url-file", env: "SNAPLOG_POSTGRES_URL_FILE", arg: "file", cmds: postgresCmds,
+		usage: "file whose first line is the PostgreSQL connection URL, postgres://user:password@host:port/database?sslmode=... (or the URL in the environment variable " + envPostgresURL + "; never a flag, which ps would show)",
+		set:   func(c *config, v string) error { c.Postgres.URLFile = v; return nil }},
+	{flag: "postgres-schema", env: "SNAPLOG_POSTGRES_SCHEMA", def: snapshots.DefaultPostgresSchema, arg: "name", cmds: postgresCmds,
+		usage: "PostgreSQL schema of the store's tables, which migrate creates",
+		set: func(c *config, v string) error {
+			switch {
+			case len(v) > 63:
+				return errors.New("longer than PostgreSQL's 63-byte identifiers")
+			case strings.ContainsRune(v, 0):
+				return errors.New("holds a NUL byte")
+			}
+			c.Postgres.Schema = v
+			return nil
+		}},
+	{flag: "postgres-tls", env: "SNAPLOG_POSTGRES_TLS", def: "false", boolean: true, cmds: postgresCmds,
+		usage: "connect to PostgreSQL with TLS only, verifying the server's certificate and name as sslmode=verify-full does, whatever the URL's sslmode (implied by the other -postgres-tls flags)",
+		set:   func(c *config, v string) (err error) { c.Postgres.TLS.Enabled, err = parseBool(v); return err }},
+	{flag: "postgres-tls-ca", env: "SNAPLOG_POSTGRES_TLS_CA", arg: "file", cmds: postgresCmds,
+		usage: "PEM file of the CA certificates that verify the PostgreSQL server's (instead of the URL's sslrootcert; without either, the system's roots)",
+		set:   func(c *config, v string) error { c.Postgres.TLS.CAFile = v; return nil }},
+	{flag: "postgres-tls-cert", env: "SNAPLOG_POSTGRES_TLS_CERT", arg: "file", cmds: postgresCmds,
+		usage: "PEM file of the client certificate, for PostgreSQL's cert authentication (with -postgres-tls-key; instead of the URL's sslcert)",
+		set:   func(c *config, v string) error { c.Postgres.TLS.CertFile = v; return nil }},
+	{flag: "postgres-tls-key", env: "SNAPLOG_POSTGRES_TLS_KEY", arg: "file", cmds: postgresCmds,
+		usage: "PEM file of the client certificate's key (with -postgres-tls-cert; instead of the URL's sslkey)",
+		set:   func(c *config, v string) error { c.Postgres.TLS.KeyFile = v; return nil }},
+	{flag: "postgres-tls-server-name", env: "SNAPLOG_POSTGRES_TLS_SERVER_NAME", arg: "name", cmds: postgresCmds,
+		usage: "the name the PostgreSQL server's certificate must have, when not the URL's host",
+		set:   func(c *config, v string) error { c.Postgres.TLS.ServerName = v; return nil }},
+	{flag: "postgres-tls-insecure-skip-verify", env: "SNAPLOG_POSTGRES_TLS_INSECURE_SKIP_VERIFY", def: "false", boolean: true, cmds: postgresCmds,
+		usage: "accept any certificate the PostgreSQL server presents: for tests only",
+		set: func(c *config, v string) (err error) {
+			c.Postgres.TLS.InsecureSkipVerify, err = parseBool(v)
+			return err
+		}},
 	{flag: "group", env: "SNAPLOG_GROUP", def: "snaplog-snapshotter", arg: "name", cmds: []command{cmdRun, cmdRebuild, cmdPurge},
 		usage: "consumer group of the snapshotters, and the owner their checkpoints name (purge deletes as this owner)",
 		set: func(c *config, v string) error {
@@ -151,7 +210,7 @@ var settings = []setting{
 			return err
 		}},
 	{flag: "snapshots-prefix", env: "SNAPLOG_SNAPSHOTS_PREFIX", def: snapshots.DefaultTopicPrefix, arg: "prefix", cmds: kafkaCmds,
-		usage: "prefix of the snapshot topics (the repositories' snapshot store's)",
+		usage: "prefix of the snapshot topics (the repositories' snapshot store's; -snapshot-store kafka)",
 		set: func(c *config, v string) (err error) {
 			c.SnapshotsPrefix, err = topicPrefix(v)
 			return err
@@ -208,7 +267,7 @@ var settings = []setting{
 			return nil
 		}},
 	{flag: "replication", env: "SNAPLOG_REPLICATION", defDoc: "min(3, brokers), with min.insync.replicas=2 from 3 on", arg: "n", cmds: snapshotCmds,
-		usage: "replication factor of the snapshot topics the snapshotter creates; -1 for the broker's default",
+		usage: "replication factor of the snapshot topics the snapshotter creates; -1 for the broker's default (-snapshot-store kafka)",
 		set: func(c *config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -243,7 +302,7 @@ var settings = []setting{
 			return nil
 		}},
 	{flag: "transactional-id", env: "SNAPLOG_TRANSACTIONAL_ID", defDoc: "the group, '-' and a random id", arg: "id", cmds: snapshotCmds,
-		usage: "transactional id of the snapshotter's producer; each running instance needs its own",
+		usage: "transactional id of the snapshotter's producer; each running instance needs its own (-snapshot-store kafka: with postgres the group consumes without transactions)",
 		set: func(c *config, v string) error {
 			c.TransactionalID = v
 			return nil
@@ -357,6 +416,7 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 
 	var c config
 	var errs []error
+	from := make(map[string]string) // the source of each setting given: its flag or its environment variable
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -370,6 +430,9 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 		} else if e := strings.TrimSpace(envOf(getenv, s.env)); e != "" {
 			v, src = e, s.env
 		}
+		if src != "" {
+			from[s.flag] = src
+		}
 		if src == "" && v == "" {
 			if s.required {
 				errs = append(errs, fmt.Errorf("-%s%s is required", s.flag, orEnv(s.env)))
@@ -382,6 +445,9 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 			}
 			errs = append(errs, fmt.Errorf("%s %q: %w", src, v, err))
 		}
+	}
+	if slices.Contains(postgresCmds, cmd) {
+		errs = append(errs, c.checkStore(cmd, from, strings.TrimSpace(getenv(envPostgresURL)))...)
 	}
 	if slices.Contains(kafkaCmds, cmd) {
 		if c.EventsPrefix != "" && c.EventsPrefix == c.SnapshotsPrefix {
@@ -409,6 +475,78 @@ func parseConfig(cmd command, args []string, getenv func(string) string, types [
 
 // envSASLPassword is the environment variable of the SASL password.
 const envSASLPassword = "SNAPLOG_SASL_PASSWORD"
+
+// checkStore checks the settings of the snapshot store, given as from
+// says (see parseConfig), with envURL the value of SNAPLOG_POSTGRES_URL:
+// the PostgreSQL settings go with -snapshot-store postgres (or migrate),
+// which needs the URL, and the snapshot topics' settings with kafka. It
+// leaves only the settings of the store in c, parsing the PostgreSQL ones
+// into c.Postgres.Pool.
+func (c *config) checkStore(cmd command, from map[string]string, envURL string) []error {
+	if cmd == cmdMigrate {
+		c.SnapshotStore = storePostgres
+	}
+	// given returns the sources of the settings given whose flags match.
+	given := func(match func(flag string) bool) []string {
+		var srcs []string
+		for _, s := range settings {
+			if src := from[s.flag]; src != "" && match(s.flag) {
+				srcs = append(srcs, src)
+			}
+		}
+		return srcs
+	}
+	var errs []error
+	switch c.SnapshotStore {
+	case "":
+		return nil // a value that is neither, reported
+	case storeKafka:
+		pg := given(func(f string) bool { return strings.HasPrefix(f, "postgres-") })
+		if envURL != "" {
+			pg = append(pg, envPostgresURL)
+		}
+		if len(pg) > 0 {
+			errs = append(errs, fmt.Errorf("%s: %s, but -snapshot-store is %s (set -snapshot-store postgres to keep the snapshots in PostgreSQL)",
+				strings.Join(pg, ", "), plural(len(pg), "a PostgreSQL setting", "PostgreSQL settings"), storeKafka))
+		}
+		c.Postgres = postgresConfig{}
+		return errs
+	}
+	topics := given(func(f string) bool { return f == "snapshots-prefix" || f == "replication" || f == "transactional-id" })
+	if len(topics) > 0 {
+		errs = append(errs, fmt.Errorf("%s: %s of the snapshot topics, which -snapshot-store postgres does not use",
+			strings.Join(topics, ", "), plural(len(topics), "a setting", "settings")))
+	}
+	c.SnapshotsPrefix = ""
+	tlsErr := checkPostgresTLS(c.Postgres.TLS)
+	if tlsErr != nil {
+		errs = append(errs, fmt.Errorf("PostgreSQL connection (the -postgres-tls flags): %w", tlsErr))
+	}
+	url, err := readPostgresURL(c.Postgres.URLFile, from["postgres-url-file"], envURL)
+	if err != nil {
+		return append(errs, err)
+	}
+	pc, err := parsePostgresURL(url)
+	if err != nil {
+		return append(errs, err)
+	}
+	if tlsErr == nil {
+		if err := applyPostgresTLS(&pc.ConnConfig.Config, c.Postgres.TLS); err != nil {
+			errs = append(errs, fmt.Errorf("PostgreSQL connection (the -postgres-tls flags): %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		c.Postgres.Pool = pc
+	}
+	return errs
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
 
 func parseBool(v string) (bool, error) {
 	b, err := strconv.ParseBool(v)
@@ -466,17 +604,22 @@ func topicPrefix(v string) (string, error) {
 	return v, nil
 }
 
-// options maps the configuration to the snapshotter's options.
-func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks) []snapshotter.Option {
+// options maps the configuration to the snapshotter's options; pool is
+// the PostgreSQL store's, nil with the snapshot topics.
+func (c config) options(logger *slog.Logger, hooks snapshotter.Hooks, pool *pgxpool.Pool) []snapshotter.Option {
 	opts := []snapshotter.Option{
 		snapshotter.KafkaClient(c.KafkaOpts...),
 		snapshotter.WithEventsTopicPrefix(c.EventsPrefix),
-		snapshotter.WithSnapshotsTopicPrefix(c.SnapshotsPrefix),
 		snapshotter.WithThreshold(c.Threshold),
 		snapshotter.WithCheckpointInterval(c.CheckpointInterval),
 		snapshotter.WithMaxStates(c.MaxStates),
 		snapshotter.WithLogger(logger),
 		snapshotter.WithHooks(hooks),
+	}
+	if pool != nil {
+		opts = append(opts, snapshotter.WithPostgres(pool, snapshots.WithPostgresSchema(c.Postgres.Schema)))
+	} else {
+		opts = append(opts, snapshotter.WithSnapshotsTopicPrefix(c.SnapshotsPrefix))
 	}
 	if c.TransactionalID != "" {
 		opts = append(opts, snapshotter.WithTransactionalID(c.TransactionalID))
@@ -518,6 +661,7 @@ func printUsage(w io.Writer, cmd command, types []string) {
   snapshotter rebuild -type T [flags]         recompute every snapshot of T from the log (stop the sidecars first)
   snapshotter purge -type T [flags]           delete T's snapshots as the sidecars' owner, for them to write again
                                               (-schema-below N: only those of schema versions below N; -dry-run: count them)
+  snapshotter migrate [flags]                 create or upgrade the tables of the PostgreSQL store (-snapshot-store postgres)
   snapshotter healthcheck [flags]             exit 0 when the local sidecar's /healthz answers 200
   snapshotter schema -type T                  print the Avro writer schema of T's snapshot records (envelope and state)
   snapshotter version                         print the version, VCS revision and Go version of the binary

@@ -36,11 +36,18 @@ func defaults() config {
 		MaxStates:          100_000,
 		HTTPAddr:           ":8080",
 		LogLevel:           slog.LevelInfo,
+		SnapshotStore:      storeKafka,
 	}
 }
 
 func TestParseConfig(t *testing.T) {
 	id := uuid.MustParse("550e8400-e29b-41d4-a716-446655440000")
+	const pgURL = "postgres://snaplog:s3cret@db.example:5432/snaps?sslmode=disable"
+	urlFile := filepath.Join(t.TempDir(), "postgres-url")
+	if err := os.WriteFile(urlFile, []byte(pgURL+"\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pg := func(schema string) postgresConfig { return postgresConfig{Schema: schema} }
 	tests := []struct {
 		name string
 		cmd  command
@@ -95,7 +102,7 @@ func TestParseConfig(t *testing.T) {
 			}, n: 4},
 		{name: "inspect", cmd: cmdInspect, args: []string{"-type", "Order", "-id", id.String(), "-brokers", "k1:9092"},
 			want: func(c *config) {
-				*c = config{Brokers: c.Brokers, EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix, LogLevel: slog.LevelWarn,
+				*c = config{Brokers: c.Brokers, EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix, LogLevel: slog.LevelWarn, SnapshotStore: storeKafka,
 					Type: "Order", ID: id}
 			}},
 		{name: "inspect without its arguments", cmd: cmdInspect, args: []string{"-id", "nope"},
@@ -109,12 +116,12 @@ func TestParseConfig(t *testing.T) {
 			env: map[string]string{"SNAPLOG_BROKERS": "k1:9092", "SNAPLOG_GROUP": "orders"},
 			want: func(c *config) {
 				*c = config{Brokers: c.Brokers, Group: "orders", EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix,
-					LogLevel: slog.LevelWarn, Type: "Order", SchemaBelow: 3, DryRun: true}
+					SnapshotStore: storeKafka, LogLevel: slog.LevelWarn, Type: "Order", SchemaBelow: 3, DryRun: true}
 			}},
 		{name: "purge of every schema version, for real", cmd: cmdPurge, args: []string{"-type", "Order", "-dry-run=false", "-brokers", "k1:9092"},
 			want: func(c *config) {
 				*c = config{Brokers: c.Brokers, Group: c.Group, EventsPrefix: c.EventsPrefix, SnapshotsPrefix: c.SnapshotsPrefix,
-					LogLevel: slog.LevelWarn, Type: "Order"}
+					SnapshotStore: storeKafka, LogLevel: slog.LevelWarn, Type: "Order"}
 			}},
 		{name: "purge with bad flags", cmd: cmdPurge, args: []string{"-schema-below", "0", "-dry-run=maybe", "-group", ""},
 			errs: []string{
@@ -133,6 +140,56 @@ func TestParseConfig(t *testing.T) {
 			errs: []string{"flag provided but not defined: -threshold"}},
 		{name: "dry-run is purge's alone", cmd: cmdRebuild, args: []string{"-type", "Order", "-dry-run"},
 			errs: []string{"flag provided but not defined: -dry-run"}},
+		{name: "postgres", cmd: cmdRun,
+			env:  map[string]string{"SNAPLOG_BROKERS": "k1:9092", "SNAPLOG_SNAPSHOT_STORE": "postgres", "SNAPLOG_POSTGRES_URL": pgURL},
+			want: func(c *config) { c.SnapshotStore, c.SnapshotsPrefix, c.Postgres = storePostgres, "", pg("snaplog") }},
+		{name: "postgres from flags and a URL file", cmd: cmdRun,
+			args: []string{"-brokers", "k1:9092", "-snapshot-store", "postgres", "-postgres-url-file", urlFile, "-postgres-schema", "orders"},
+			want: func(c *config) {
+				c.SnapshotStore, c.SnapshotsPrefix, c.Postgres = storePostgres, "", pg("orders")
+				c.Postgres.URLFile = urlFile
+			}},
+		{name: "inspect on postgres", cmd: cmdInspect, args: []string{"-type", "Order", "-id", id.String(), "-snapshot-store=postgres"},
+			env: map[string]string{"SNAPLOG_BROKERS": "k1:9092", "SNAPLOG_POSTGRES_URL_FILE": urlFile, "SNAPLOG_POSTGRES_SCHEMA": "s"},
+			want: func(c *config) {
+				*c = config{Brokers: c.Brokers, EventsPrefix: c.EventsPrefix, LogLevel: slog.LevelWarn, Type: "Order", ID: id,
+					SnapshotStore: storePostgres, Postgres: postgresConfig{URLFile: urlFile, Schema: "s"}}
+			}},
+		{name: "migrate: postgres, without kafka", cmd: cmdMigrate,
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL, "SNAPLOG_BROKERS": "ignored", "SNAPLOG_SNAPSHOT_STORE": "kafka"},
+			want: func(c *config) { *c = config{SnapshotStore: storePostgres, Postgres: pg("snaplog")} }},
+		{name: "migrate without the URL", cmd: cmdMigrate, args: []string{"-postgres-schema", "s"},
+			errs: []string{"the PostgreSQL URL is required: -postgres-url-file (or SNAPLOG_POSTGRES_URL_FILE), or the URL itself in SNAPLOG_POSTGRES_URL"}, n: 1},
+		{name: "migrate takes no store", cmd: cmdMigrate, args: []string{"-snapshot-store", "postgres"},
+			errs: []string{"flag provided but not defined: -snapshot-store"}},
+		{name: "postgres settings with the kafka store", cmd: cmdRun, args: []string{"-postgres-tls", "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL, "SNAPLOG_POSTGRES_SCHEMA": "s"},
+			errs: []string{"SNAPLOG_POSTGRES_SCHEMA, -postgres-tls, SNAPLOG_POSTGRES_URL: PostgreSQL settings, but -snapshot-store is kafka"}, n: 1},
+		{name: "snapshot topic settings with the postgres store", cmd: cmdRun,
+			args: []string{"-snapshot-store", "postgres", "-snapshots-prefix", "s.", "-replication", "3", "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL, "SNAPLOG_TRANSACTIONAL_ID": "pod-0"},
+			errs: []string{"-snapshots-prefix, -replication, SNAPLOG_TRANSACTIONAL_ID: settings of the snapshot topics, which -snapshot-store postgres does not use"}, n: 1},
+		{name: "postgres without the URL", cmd: cmdRebuild, args: []string{"-type", "Order", "-snapshot-store", "postgres", "-brokers", "k1:9092"},
+			errs: []string{"the PostgreSQL URL is required"}, n: 1},
+		{name: "the URL twice", cmd: cmdRun, args: []string{"-snapshot-store", "postgres", "-postgres-url-file", urlFile, "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL},
+			errs: []string{"both -postgres-url-file and SNAPLOG_POSTGRES_URL give the PostgreSQL URL: give one"}, n: 1},
+		{name: "a URL file that is not there", cmd: cmdPurge, args: []string{"-type", "Order", "-snapshot-store", "postgres", "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL_FILE": "/no/url"},
+			errs: []string{"SNAPLOG_POSTGRES_URL_FILE: open /no/url: no such file or directory"}, n: 1},
+		{name: "an unknown store", cmd: cmdRun, args: []string{"-snapshot-store", "s3", "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL},
+			errs: []string{`-snapshot-store "s3": not kafka or postgres`}, n: 1},
+		{name: "bad postgres settings", cmd: cmdRun,
+			args: []string{"-snapshot-store", "postgres", "-postgres-schema", strings.Repeat("s", 64), "-postgres-tls-cert", "c.pem",
+				"-postgres-tls-ca", "ca.pem", "-postgres-tls-insecure-skip-verify", "-brokers", "k1:9092"},
+			env: map[string]string{"SNAPLOG_POSTGRES_URL": pgURL},
+			errs: []string{`-postgres-schema "sss`, `": longer than PostgreSQL's 63-byte identifiers`,
+				"PostgreSQL connection (the -postgres-tls flags): a client certificate needs both -postgres-tls-cert and -postgres-tls-key",
+				"-postgres-tls-insecure-skip-verify and -postgres-tls-ca: the CA would not be used"}, n: 2},
+		{name: "TLS that the URL rules out", cmd: cmdRun, args: []string{"-snapshot-store", "postgres", "-postgres-tls", "-brokers", "k1:9092"},
+			env:  map[string]string{"SNAPLOG_POSTGRES_URL": pgURL},
+			errs: []string{"the -postgres-tls settings and a URL that rules TLS out (sslmode=disable)"}, n: 1},
 		{name: "healthcheck", cmd: cmdHealthcheck, env: map[string]string{"SNAPLOG_HTTP_ADDR": "127.0.0.1:9000"},
 			want: func(c *config) { *c = config{HTTPAddr: "127.0.0.1:9000"} }},
 	}
@@ -149,7 +206,10 @@ func TestParseConfig(t *testing.T) {
 				if slices.Contains(kafkaCmds, tt.cmd) && (!slices.Equal(got.Conn.Brokers, got.Brokers) || len(got.KafkaOpts) == 0) {
 					t.Fatalf("connection %s with %d options, brokers %v", got.Conn, len(got.KafkaOpts), got.Brokers)
 				}
-				got.Conn, got.KafkaOpts = kafkaconn.Config{}, nil
+				if (got.SnapshotStore == storePostgres) != (got.Postgres.Pool != nil) {
+					t.Fatalf("store %s with the pool configuration %v", got.SnapshotStore, got.Postgres.Pool)
+				}
+				got.Conn, got.KafkaOpts, got.Postgres.Pool = kafkaconn.Config{}, nil, nil
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("got  %+v\nwant %+v", got, want)
 				}
@@ -204,6 +264,8 @@ func TestRunHelpAndVersion(t *testing.T) {
 		{[]string{"help"}, "Flags of run"},
 		{[]string{"help", "inspect"}, "-id uuid"},
 		{[]string{"help", "purge"}, "-dry-run  ("},
+		{[]string{"help", "migrate"}, "SNAPLOG_POSTGRES_URL"},
+		{[]string{"help"}, "snapshotter migrate [flags]"},
 		{[]string{"version"}, "snapshotter "},
 	} {
 		var stdout, stderr strings.Builder
@@ -223,6 +285,10 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"-threshold", "-1"}, exitUsage, "snapshotter run: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -threshold \"-1\": must be positive\n"},
 		{[]string{"inspect", "-nope"}, exitUsage, "flag provided but not defined: -nope"},
+		{[]string{"migrate"}, exitUsage, "snapshotter migrate: invalid configuration:\n  the PostgreSQL URL is required"},
+		{[]string{"-snapshot-store", "postgres", "-snapshots-prefix", "s.", "-brokers", "k:1"}, exitUsage,
+			"snapshotter run: invalid configuration:\n  -snapshots-prefix: a setting of the snapshot topics, which -snapshot-store postgres does not use\n" +
+				"  the PostgreSQL URL is required"},
 		{[]string{"purge", "-type", "Order", "-schema-below", "-1"}, exitUsage,
 			"snapshotter purge: invalid configuration:\n  -brokers (or SNAPLOG_BROKERS) is required\n  -schema-below \"-1\": must be from 1 to 2147483647\n"},
 	}
@@ -278,5 +344,44 @@ func TestConnectionSettings(t *testing.T) {
 	var out strings.Builder
 	if _, err := parseConfig(cmdRun, []string{"-brokers", "k:9096", "-sasl-password", "x"}, getenv(nil), []string{"Order"}, io.Discard, &out); err == nil {
 		t.Error("-sasl-password is a flag: a password on the command line is visible to ps")
+	}
+}
+
+// TestPostgresSettings: the PostgreSQL URL comes from a file or the
+// environment, never a flag; its parameters apply; and neither the
+// description of the database nor the errors about the URL give its
+// password away.
+func TestPostgresSettings(t *testing.T) {
+	var out strings.Builder
+	_, err := parseConfig(cmdRun, []string{"-brokers", "k:1", "-snapshot-store", "postgres", "-postgres-url", "postgres://u:pw@db/x"},
+		getenv(nil), []string{"Order"}, io.Discard, &out)
+	if err == nil || !strings.Contains(out.String(), "flag provided but not defined: -postgres-url") {
+		t.Errorf("-postgres-url is a flag: a password on the command line is visible to ps (%v)", err)
+	}
+
+	env := getenv(map[string]string{"SNAPLOG_POSTGRES_URL": "postgres://orders:s3cret@db.example:6432/snaps?sslmode=require&pool_max_conns=3"})
+	c, err := parseConfig(cmdRun, []string{"-brokers", "k:1", "-snapshot-store", "postgres", "-postgres-tls-insecure-skip-verify"}, env,
+		[]string{"Order"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.Postgres.Pool.ConnConfig
+	if cc.Host != "db.example" || cc.Port != 6432 || cc.Database != "snaps" || cc.User != "orders" || cc.Password != "s3cret" ||
+		c.Postgres.Pool.MaxConns != 3 || cc.TLSConfig == nil || !cc.TLSConfig.InsecureSkipVerify {
+		t.Fatalf("pool configuration %+v, max %d conns, TLS %+v", cc.Config, c.Postgres.Pool.MaxConns, cc.TLSConfig)
+	}
+	if got, want := c.Postgres.String(), "postgres=db.example:6432/snaps user=orders schema=snaplog tls(insecure-skip-verify)"; got != want {
+		t.Errorf("description %q, want %q", got, want)
+	}
+
+	for _, url := range []string{
+		"postgres://orders:s3cret@db.example:port/snaps",
+		"postgres://orders:s3cret@db.example/snaps?sslmode=sometimes",
+		"host=db.example password=s3cret sslmode=sometimes",
+	} {
+		_, err := parseConfig(cmdMigrate, nil, getenv(map[string]string{"SNAPLOG_POSTGRES_URL": url}), []string{"Order"}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "the PostgreSQL URL: ") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("a URL pgx refuses: %v; want an error about the URL without its password", err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,23 +15,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
 )
 
 const (
-	// brokerCheckEvery is how long /readyz reuses the outcome of its last
-	// broker ping.
-	brokerCheckEvery = 5 * time.Second
-	// brokerCheckTimeout bounds one ping.
-	brokerCheckTimeout = 3 * time.Second
+	// checkEvery is how long /readyz reuses the outcome of its last ping
+	// of the cluster, and of the database.
+	checkEvery = 5 * time.Second
+	// checkTimeout bounds one ping.
+	checkTimeout = 3 * time.Second
 )
 
-// brokerCheck pings the cluster for /readyz, at most once every
-// brokerCheckEvery: probes in between get the last outcome.
-type brokerCheck struct {
-	cl      *kgo.Client
-	brokers []string
-	every   time.Duration
+// serverCheck pings a server for /readyz (the cluster, the PostgreSQL
+// store's database), at most once every period: probes in between get the
+// last outcome.
+type serverCheck struct {
+	ping  func(context.Context) error // an error says what does not answer
+	close func()
+	every time.Duration
 
 	mu   sync.Mutex
 	last time.Time
@@ -40,7 +43,7 @@ type brokerCheck struct {
 // newBrokerCheck returns a check of the cluster at the seed brokers, with
 // the connection options opts (TLS, SASL; the seed brokers too, when opts
 // is empty). It does no I/O; Close closes its client.
-func newBrokerCheck(brokers []string, opts []kgo.Opt, every time.Duration) (*brokerCheck, error) {
+func newBrokerCheck(brokers []string, opts []kgo.Opt, every time.Duration) (*serverCheck, error) {
 	if len(opts) == 0 {
 		opts = []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	}
@@ -48,41 +51,67 @@ func newBrokerCheck(brokers []string, opts []kgo.Opt, every time.Duration) (*bro
 	if err != nil {
 		return nil, err
 	}
-	return &brokerCheck{cl: cl, brokers: brokers, every: every}, nil
-}
-
-// Check returns nil when the cluster answered the last ping, made within
-// the last period or now.
-func (b *brokerCheck) Check(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.last.IsZero() && time.Since(b.last) < b.every {
-		return b.err
+	ping := func(ctx context.Context) error {
+		if err := cl.Ping(ctx); err != nil {
+			return fmt.Errorf("kafka at %s does not answer: %w", strings.Join(brokers, ","), err)
+		}
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, brokerCheckTimeout)
-	defer cancel()
-	b.err = b.cl.Ping(ctx)
-	b.last = time.Now()
-	return b.err
+	return &serverCheck{ping: ping, close: cl.Close, every: every}, nil
 }
 
-func (b *brokerCheck) Close() { b.cl.Close() }
+// newPostgresCheck returns a check of the PostgreSQL store's database, of
+// store on pg's pool: that it answers and its schema is migrated
+// (snapshots.Postgres.Ping). It does no I/O; the caller closes the pool.
+func newPostgresCheck(pg postgresConfig, store *snapshots.Postgres, every time.Duration) *serverCheck {
+	ping := func(ctx context.Context) error {
+		err := store.Ping(ctx)
+		switch {
+		case errors.Is(err, snapshots.ErrNotMigrated):
+			return pg.migrateHint(err)
+		case err != nil:
+			return fmt.Errorf("PostgreSQL at %s does not answer: %w", pg.addr(), err)
+		}
+		return nil
+	}
+	return &serverCheck{ping: ping, close: func() {}, every: every}
+}
+
+// Check returns nil when the server answered the last ping, made within
+// the last period or now.
+func (c *serverCheck) Check(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.last.IsZero() && time.Since(c.last) < c.every {
+		return c.err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	c.err = c.ping(ctx)
+	c.last = time.Now()
+	return c.err
+}
+
+func (c *serverCheck) Close() { c.close() }
 
 // overdueAfter is how many checkpoint intervals a partition with events
 // after its checkpoint may go without a new one before /readyz says so.
 const overdueAfter = 3
 
 // readiness says why the sidecar is not ready, or "" when it is: stopping,
-// the cluster unreachable (named), joining the group or restoring
-// partitions, no partition assigned, or a partition whose events after its
-// checkpoint have waited more than overdueAfter intervals. A partition with
-// nothing after its checkpoint is idle, not late.
-func readiness(ctx context.Context, stopping func() bool, check *brokerCheck, s *snapshotter.Snapshotter, interval time.Duration) string {
+// a server that does not answer (the cluster, the database: named),
+// joining the group or restoring partitions, no partition assigned, or a
+// partition whose events after its checkpoint have waited more than
+// overdueAfter intervals. A partition with nothing after its checkpoint is
+// idle, not late.
+func readiness(ctx context.Context, stopping func() bool, checks []*serverCheck, s *snapshotter.Snapshotter, interval time.Duration) string {
 	if stopping() {
 		return "stopping"
 	}
-	if err := check.Check(ctx); err != nil {
-		return fmt.Sprintf("kafka at %s does not answer: %v", strings.Join(check.brokers, ","), err)
+	for _, c := range checks {
+		if err := c.Check(ctx); err != nil {
+			return err.Error()
+		}
 	}
 	if !s.Ready() {
 		return "joining the group or restoring partitions (or an events topic was refused: see the log)"
@@ -136,7 +165,7 @@ func healthcheck(ctx context.Context, addr string, stderr io.Writer) int {
 		host = "127.0.0.1"
 	}
 	url := "http://" + net.JoinHostPort(host, port) + "/healthz"
-	ctx, cancel := context.WithTimeout(ctx, brokerCheckTimeout+2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout+2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 )
 
 // TestProbes: /healthz is liveness (200 whatever the cluster does); /readyz
-// is 503 with the reason while the cluster does not answer, naming its
-// address, and while the snapshotter has not joined.
+// is 503 with the reason while the cluster, or the PostgreSQL store's
+// database, does not answer, naming its address, and while stopping.
 func TestProbes(t *testing.T) {
 	check, err := newBrokerCheck([]string{"127.0.0.1:1"}, nil, time.Second)
 	if err != nil {
@@ -30,7 +30,7 @@ func TestProbes(t *testing.T) {
 	}
 	stopping := false
 	notReady := func(ctx context.Context) string {
-		return readiness(ctx, func() bool { return stopping }, check, s, time.Second)
+		return readiness(ctx, func() bool { return stopping }, []*serverCheck{check}, s, time.Second)
 	}
 	srv := httptest.NewServer(newMux(notReady, newMetrics(testTypes(t), "e."), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
@@ -53,6 +53,26 @@ func TestProbes(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("/readyz took %s to say the cluster does not answer", took)
+	}
+
+	// The PostgreSQL store's database is checked after the cluster.
+	pc, err := parsePostgresURL("postgres://u@127.0.0.1:1/orders?connect_timeout=2&sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := postgresConfig{Schema: "snaplog", Pool: pc}
+	pool, err := pg.pool(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pg.store(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbCheck := newPostgresCheck(pg, store, time.Second)
+	if why := readiness(t.Context(), func() bool { return false }, []*serverCheck{dbCheck}, s, time.Second); !strings.Contains(why, "PostgreSQL at 127.0.0.1:1/orders does not answer") {
+		t.Fatalf("readiness with the database away: %q", why)
 	}
 	stopping = true
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopping") {

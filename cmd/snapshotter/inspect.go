@@ -15,7 +15,7 @@ import (
 )
 
 // inspectTimeout bounds inspect: restoring the aggregate's snapshot
-// partition and reading its value.
+// partition and reading its value, or reading its row.
 const inspectTimeout = 2 * time.Minute
 
 // inspect prints the latest snapshot of aggregate cfg.ID of type t, its log
@@ -27,18 +27,18 @@ func inspect(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		fmt.Fprintf(stderr, "snapshotter inspect: %v\n", err)
 		return exitError
 	}
-	store, err := cfg.store(t, logger)
+	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	defer cancel()
+	store, err := cfg.store(ctx, t, logger, "")
 	if err != nil {
 		return fail(err)
 	}
 	defer store.Close()
-	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
-	defer cancel()
 
 	snap, err := store.Get(ctx, t.Name(), cfg.ID)
 	if errors.Is(err, snapshots.ErrNotFound) {
 		return fail(fmt.Errorf("%s %s has no snapshot in %s (no such aggregate, or not snapshotted yet)",
-			t.Name(), cfg.ID, store.Topic(t.Name())))
+			t.Name(), cfg.ID, store.Where(t.Name())))
 	}
 	if err != nil {
 		return fail(err)

@@ -77,7 +77,7 @@ func newMetrics(types []snapshotter.Type, eventsPrefix string) *metrics {
 		}, []string{"topic"}),
 		aborted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "transactions_aborted_total",
-			Help: "Snapshot transactions aborted: a rebalance, or fenced by a newer generation of the group.",
+			Help: "Snapshot transactions aborted: a rebalance, or fenced by a newer generation of the group; with the PostgreSQL store, partition writes fenced by a newer claim.",
 		}),
 	}
 	for _, t := range types {

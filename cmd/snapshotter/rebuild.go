@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,7 +40,11 @@ const (
 // until it has processed every events partition up to its end as of the
 // start, printing a progress line to stderr every second, then stops it,
 // which writes the last snapshots and the checkpoints. It refuses to start
-// while the group has members: the sidecars must be stopped.
+// while the group has members: the sidecars must be stopped. With the
+// PostgreSQL store it writes as the sidecars do, under the claims it takes
+// of the partitions, which fence every earlier claim, and overwrites the
+// snapshots of the same versions (the version guard lets an equal version
+// replace a row).
 func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "snapshotter rebuild: %v\n", err)
@@ -53,6 +58,16 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 	adm := kadm.NewClient(cl)
 	if err := groupIdle(ctx, adm, cfg.Group); err != nil {
 		return fail(err)
+	}
+	var pool *pgxpool.Pool // the PostgreSQL store's
+	if cfg.SnapshotStore == storePostgres {
+		if pool, err = cfg.Postgres.pool(ctx); err != nil {
+			return fail(err)
+		}
+		defer pool.Close()
+		if err := cfg.Postgres.ready(ctx, pool); err != nil {
+			return fail(err)
+		}
 	}
 	topic := cfg.EventsPrefix + t.Name()
 	rg, err := listRange(ctx, adm, topic)
@@ -79,7 +94,7 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		SnapshotsWritten:  func(_ string, n int) { snaps += n },
 		CheckpointWritten: func(string, int32, int64) { checkpoints++ },
 	}
-	s, err := snapshotter.New(cfg.Group, []snapshotter.Type{t}, append(cfg.options(logger, hooks), snapshotter.FromScratch())...)
+	s, err := snapshotter.New(cfg.Group, []snapshotter.Type{t}, append(cfg.options(logger, hooks, pool), snapshotter.FromScratch())...)
 	if err != nil {
 		return fail(err)
 	}
@@ -103,7 +118,7 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		case err := <-ran:
 			switch {
 			case err != nil:
-				return fail(err)
+				return fail(cfg.Postgres.migrateHint(err))
 			case ctx.Err() != nil:
 				return fail(fmt.Errorf("interrupted at %d of %d events; the snapshots and checkpoints written so far stay", prog.done, prog.total))
 			}
@@ -202,7 +217,7 @@ func listRange(ctx context.Context, adm *kadm.Client, topic string) (*rebuildRan
 	if err != nil {
 		return nil, fmt.Errorf("events topic %s: end offsets: %w", topic, err)
 	}
-	rg := &rebuildRange{topic: topic, start: map[int32]int64{}, end: map[int32]int64{}, probes: map[int32]uuid.UUID{},
+	rg := &rebuildRange{topic: topic, start: map[int32]int64{}, end: map[int32]int64{},
 		next: map[int32]int64{}, moved: map[int32]time.Time{}, finished: map[int32]bool{}}
 	starts.Each(func(o kadm.ListedOffset) { rg.start[o.Partition] = o.Offset })
 	ends.Each(func(o kadm.ListedOffset) { rg.end[o.Partition] = o.Offset })
@@ -210,11 +225,19 @@ func listRange(ctx context.Context, adm *kadm.Client, topic string) (*rebuildRan
 	if n == 0 {
 		return nil, fmt.Errorf("events topic %s: no partitions", topic)
 	}
-	for int32(len(rg.probes)) < n {
-		id := uuid.New()
-		rg.probes[log.Partition(id, n)] = id
-	}
+	rg.probes = probeIDs(n)
 	return rg, nil
+}
+
+// probeIDs returns an aggregate id of each partition of a topic of n
+// partitions, for the reads and checkpoints of a partition.
+func probeIDs(n int32) map[int32]uuid.UUID {
+	ids := make(map[int32]uuid.UUID, n)
+	for int32(len(ids)) < n {
+		id := uuid.New()
+		ids[log.Partition(id, n)] = id
+	}
+	return ids
 }
 
 func (rg *rebuildRange) total() int64 {

@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/snaplog/snaplog/snapshots"
 	"github.com/snaplog/snaplog/snapshotter"
 )
 
@@ -34,7 +37,8 @@ const httpShutdownTimeout = 10 * time.Second
 // through getenv, and returns the exit code. ctx ending stops the command:
 // main ends it on SIGINT and SIGTERM. types are the aggregate types the
 // binary serves, made with snapshotter.Register. The JSON log lines and the
-// messages for people go to stderr; inspect and purge print to stdout.
+// messages for people go to stderr; inspect, purge and migrate print to
+// stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, types []snapshotter.Type) int {
 	names := typeNames(types)
 	cmd, rest := cmdRun, args
@@ -81,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return rebuild(ctx, cfg, typ, logger, stderr)
 	case cmdPurge:
 		return purge(ctx, cfg, typ, logger, stdout, stderr)
+	case cmdMigrate:
+		return migrate(ctx, cfg, stdout, stderr)
 	case cmdHealthcheck:
 		return healthcheck(ctx, cfg.HTTPAddr, stderr)
 	case cmdSchema:
@@ -111,19 +117,46 @@ func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *sl
 			final.add(topic, p, offset)
 		}
 	}
-	logger.Info("starting", slog.String("connection", cfg.Conn.String()), slog.String("group", cfg.Group))
-	s, err := snapshotter.New(cfg.Group, types, cfg.options(logger, hooks)...)
-	if err != nil {
-		logger.Error("cannot start", slog.Any("error", err))
-		return exitError
+	attrs := []any{slog.String("connection", cfg.Conn.String()), slog.String("group", cfg.Group), slog.String("snapshot_store", string(cfg.SnapshotStore))}
+	if cfg.SnapshotStore == storePostgres {
+		attrs = append(attrs, slog.String("postgres", cfg.Postgres.String()))
 	}
-	m.watch(s)
-	check, err := newBrokerCheck(cfg.Brokers, cfg.KafkaOpts, brokerCheckEvery)
+	logger.Info("starting", attrs...)
+	check, err := newBrokerCheck(cfg.Brokers, cfg.KafkaOpts, checkEvery)
 	if err != nil {
 		logger.Error("cannot start", slog.Any("error", err))
 		return exitError
 	}
 	defer check.Close()
+	checks := []*serverCheck{check}
+	var pool *pgxpool.Pool // the PostgreSQL store's
+	if cfg.SnapshotStore == storePostgres {
+		if pool, err = cfg.Postgres.pool(ctx); err != nil {
+			logger.Error("cannot start", slog.Any("error", err))
+			return exitError
+		}
+		defer pool.Close()
+		// An unmigrated schema stops the sidecar at once; a database that
+		// does not answer yet is waited for, as the cluster is.
+		if err := cfg.Postgres.ready(ctx, pool); errors.Is(err, snapshots.ErrNotMigrated) {
+			logger.Error("cannot start", slog.Any("error", err))
+			return exitError
+		} else if err != nil {
+			logger.Warn("PostgreSQL does not answer yet", slog.Any("error", err))
+		}
+		store, err := cfg.Postgres.store(pool, nil)
+		if err != nil {
+			logger.Error("cannot start", slog.Any("error", err))
+			return exitError
+		}
+		checks = append(checks, newPostgresCheck(cfg.Postgres, store, checkEvery))
+	}
+	s, err := snapshotter.New(cfg.Group, types, cfg.options(logger, hooks, pool)...)
+	if err != nil {
+		logger.Error("cannot start", slog.Any("error", err))
+		return exitError
+	}
+	m.watch(s)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		logger.Error("cannot start the HTTP server", slog.Any("error", err))
@@ -131,7 +164,7 @@ func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *sl
 	}
 
 	notReady := func(ctx context.Context) string {
-		return readiness(ctx, func() bool { return runCtx.Err() != nil }, check, s, cfg.CheckpointInterval)
+		return readiness(ctx, func() bool { return runCtx.Err() != nil }, checks, s, cfg.CheckpointInterval)
 	}
 	srv := &http.Server{
 		Handler:           newMux(notReady, m, logger),
@@ -163,7 +196,7 @@ func serve(ctx context.Context, cfg config, types []snapshotter.Type, logger *sl
 	httpErr := <-served
 	switch {
 	case runErr != nil:
-		logger.Error("snapshotter failed", slog.Any("error", runErr))
+		logger.Error("snapshotter failed", slog.Any("error", cfg.Postgres.migrateHint(runErr)))
 		return exitError
 	case !errors.Is(httpErr, http.ErrServerClosed):
 		return exitError

@@ -766,8 +766,19 @@ type postgresSQL struct {
 	topicPartitions, recordTopic, lockTopic         string
 	checkpointOf, putCheckpoint, checkpointOwner    string
 	lockCheckpoint, claim, lockClaim, putMany       string
+	putReplace                                      string
 	consumed, deleted                               string
 }
+
+// putManySQL upserts the rows of unnest's arrays, of one aggregate type.
+const putManySQL = `INSERT INTO {schema}.snapshots (aggregate_type, aggregate_id, version, schema_version, created_at, log_partition, log_offset, save, snapshot, deleted_at, written_at)
+SELECT $1::text, u.id, u.version, u.schema_version, u.created_at, u.log_partition, u.log_offset, u.save, u.snapshot, NULL, now()
+FROM unnest($2::uuid[], $3::bigint[], $4::integer[], $5::timestamptz[], $6::integer[], $7::bigint[], $8::uuid[], $9::bytea[])
+	AS u(id, version, schema_version, created_at, log_partition, log_offset, save, snapshot)
+ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
+	version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, created_at = EXCLUDED.created_at,
+	log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset, save = EXCLUDED.save,
+	snapshot = EXCLUDED.snapshot, deleted_at = NULL, written_at = EXCLUDED.written_at`
 
 func newPostgresSQL(schema string) postgresSQL {
 	s := func(q string) string { return strings.ReplaceAll(q, "{schema}", schema) }
@@ -854,16 +865,14 @@ RETURNING epoch, consumed_offset`),
 
 		lockClaim: s(`SELECT epoch, owner FROM {schema}.partition_claims WHERE events_topic = $1 AND events_partition = $2 FOR UPDATE`),
 
-		// The version guard of put, for many rows of one aggregate type.
-		putMany: s(`INSERT INTO {schema}.snapshots (aggregate_type, aggregate_id, version, schema_version, created_at, log_partition, log_offset, save, snapshot, deleted_at, written_at)
-SELECT $1::text, u.id, u.version, u.schema_version, u.created_at, u.log_partition, u.log_offset, u.save, u.snapshot, NULL, now()
-FROM unnest($2::uuid[], $3::bigint[], $4::integer[], $5::timestamptz[], $6::integer[], $7::bigint[], $8::uuid[], $9::bytea[])
-	AS u(id, version, schema_version, created_at, log_partition, log_offset, save, snapshot)
-ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
-	version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, created_at = EXCLUDED.created_at,
-	log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset, save = EXCLUDED.save,
-	snapshot = EXCLUDED.snapshot, deleted_at = NULL, written_at = EXCLUDED.written_at
-WHERE snapshots.version <= EXCLUDED.version OR snapshots.deleted_at IS NOT NULL`),
+		// The version guard of put, for many rows of one aggregate type;
+		// putReplace is the same upsert without the guard, for the rows
+		// the partition's owner replaces.
+		putMany: s(putManySQL + `
+WHERE snapshots.version <= EXCLUDED.version OR snapshots.deleted_at IS NOT NULL
+RETURNING aggregate_id`),
+		putReplace: s(putManySQL + `
+RETURNING aggregate_id`),
 
 		consumed: s(`UPDATE {schema}.partition_claims SET consumed_offset = $3, committed_at = now()
 WHERE events_topic = $1 AND events_partition = $2`),

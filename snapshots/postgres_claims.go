@@ -125,9 +125,16 @@ func (p *Postgres) lockLayout(ctx context.Context, tx pgx.Tx, aggregateType stri
 type PartitionWrite struct {
 	Claim Claim
 	// Snapshots of aggregates of the partition, one per aggregate, each
-	// one's position in it. A snapshot older than the one the table holds is not written
-	// (the version guard), and is counted in the outcome's Stale.
+	// one's position in it. A snapshot older than the one the table holds
+	// is not written (the version guard), and is listed in the outcome's
+	// Stale.
 	Snapshots []Snapshot
+	// Replace lists aggregates of Snapshots whose row the writer found
+	// unusable (not confirmed by the log, undecodable, at another
+	// position): their snapshots replace the row whatever its version. Only
+	// the partition's owner, under its claim, may judge so: a forged row
+	// of a high version would otherwise refuse every later snapshot.
+	Replace []uuid.UUID
 	// Checkpoint, when not nil, replaces the partition's checkpoint; its
 	// EventsTopic and Owner are set by the store, a zero WrittenAt is now.
 	Checkpoint *Checkpoint
@@ -141,9 +148,10 @@ type PartitionOutcome struct {
 	// partition superseded the write's claim: nothing of the partition was
 	// written.
 	Fenced error
-	// Written and Stale count the snapshots written and those refused for
-	// being older than the table's.
-	Written, Stale int
+	// Written counts the snapshots written; Stale lists the aggregates
+	// whose snapshot was refused for being older than the table's.
+	Written int
+	Stale   []uuid.UUID
 }
 
 // postgresBatch bounds the snapshots of one upsert statement.
@@ -171,6 +179,7 @@ func (p *Postgres) WritePartitions(ctx context.Context, writes []PartitionWrite)
 		offs  []int64
 		saves []uuid.UUID
 		vals  [][]byte
+		force []bool // replaces the row whatever its version (Replace)
 		cp    *Checkpoint
 	}
 	preps := make([]prepared, len(writes))
@@ -186,6 +195,10 @@ func (p *Postgres) WritePartitions(ctx context.Context, writes []PartitionWrite)
 		}
 		// An upsert may not touch a row twice: one snapshot per aggregate.
 		seen := make(map[uuid.UUID]struct{}, len(w.Snapshots))
+		replace := make(map[uuid.UUID]bool, len(w.Replace))
+		for _, id := range w.Replace {
+			replace[id] = true
+		}
 		for _, s := range w.Snapshots {
 			if err := s.Validate(); err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
@@ -204,6 +217,7 @@ func (p *Postgres) WritePartitions(ctx context.Context, writes []PartitionWrite)
 			pr.ids, pr.vers, pr.svers = append(pr.ids, s.AggregateID), append(pr.vers, s.Version), append(pr.svers, int32(s.SchemaVersion))
 			pr.cat, pr.parts, pr.offs = append(pr.cat, s.CreatedAt), append(pr.parts, s.Position.Partition), append(pr.offs, s.Position.Offset)
 			pr.saves, pr.vals = append(pr.saves, s.Save), append(pr.vals, v)
+			pr.force = append(pr.force, replace[s.AggregateID])
 		}
 		if w.Checkpoint != nil {
 			cp := *w.Checkpoint
@@ -255,16 +269,50 @@ func (p *Postgres) WritePartitions(ctx context.Context, writes []PartitionWrite)
 					ErrFenced, pr.topic, c.Partition, owner, epoch, c.Epoch)
 				continue
 			}
+			written := make(map[uuid.UUID]bool, len(pr.ids))
 			for from := 0; from < len(pr.ids); from += postgresBatch {
 				to := min(from+postgresBatch, len(pr.ids))
-				tag, err := tx.Exec(ctx, p.sql.putMany, c.AggregateType, pr.ids[from:to], pr.vers[from:to], pr.svers[from:to], pr.cat[from:to],
-					pr.parts[from:to], pr.offs[from:to], pr.saves[from:to], pr.vals[from:to])
-				if err != nil {
-					return fmt.Errorf("snapshots of %s/%d: %w", pr.topic, c.Partition, err)
+				for _, replace := range []bool{false, true} {
+					var (
+						ids, saves []uuid.UUID
+						vers, offs []int64
+						svers, ps  []int32
+						cat        []time.Time
+						vals       [][]byte
+					)
+					for j := from; j < to; j++ {
+						if pr.force[j] != replace {
+							continue
+						}
+						ids, vers, svers, cat = append(ids, pr.ids[j]), append(vers, pr.vers[j]), append(svers, pr.svers[j]), append(cat, pr.cat[j])
+						ps, offs, saves, vals = append(ps, pr.parts[j]), append(offs, pr.offs[j]), append(saves, pr.saves[j]), append(vals, pr.vals[j])
+					}
+					if len(ids) == 0 {
+						continue
+					}
+					stmt := p.sql.putMany
+					if replace {
+						stmt = p.sql.putReplace
+					}
+					rows, err := tx.Query(ctx, stmt, c.AggregateType, ids, vers, svers, cat, ps, offs, saves, vals)
+					if err != nil {
+						return fmt.Errorf("snapshots of %s/%d: %w", pr.topic, c.Partition, err)
+					}
+					got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+					if err != nil {
+						return fmt.Errorf("snapshots of %s/%d: %w", pr.topic, c.Partition, err)
+					}
+					for _, id := range got {
+						written[id] = true
+					}
 				}
-				out[pr.i].Written += int(tag.RowsAffected())
 			}
-			out[pr.i].Stale = len(pr.ids) - out[pr.i].Written
+			out[pr.i].Written = len(written)
+			for _, id := range pr.ids {
+				if !written[id] {
+					out[pr.i].Stale = append(out[pr.i].Stale, id)
+				}
+			}
 			if cp := pr.cp; cp != nil {
 				var owner string
 				err := tx.QueryRow(ctx, p.sql.putCheckpoint, pr.topic, c.Partition, cp.Offset, cp.Owner, cp.Unsnapshotted, cp.WrittenAt).Scan(&owner)

@@ -271,8 +271,8 @@ func TestPostgresWritePartitionsGuardsVersions(t *testing.T) {
 	}
 	out, err := s.WritePartitions(ctxT(t), []snapshots.PartitionWrite{{Claim: c,
 		Snapshots: []snapshots.Snapshot{pgAccounts.Snapshot(high, 7), pgAccounts.Snapshot(gone, 7)}, Consumed: 100}})
-	if err != nil || out[0].Written != 1 || out[0].Stale != 1 {
-		t.Fatalf("write of a lower version and of a deleted one: %+v %v, want 1 written and 1 stale", out, err)
+	if err != nil || out[0].Written != 1 || len(out[0].Stale) != 1 || out[0].Stale[0] != high {
+		t.Fatalf("write of a lower version and of a deleted one: %+v %v, want 1 written and %s stale", out, err, high)
 	}
 	if got, err := s.Get(ctxT(t), "Account", high); err != nil || got.Version != 50 {
 		t.Fatalf("the version went down: %v %v", got, err)
@@ -285,5 +285,18 @@ func TestPostgresWritePartitionsGuardsVersions(t *testing.T) {
 	}
 	if _, err := s.CheckpointOf(ctxT(t), "Account", high); !errors.Is(err, snapshots.ErrNotFound) {
 		t.Fatalf("a write without a checkpoint wrote one: %v", err)
+	}
+	// The owner replaces a row it found unusable (a forged version 50),
+	// whatever its version; a new aggregate in Replace is written as well.
+	fresh := idIn(0)
+	out, err = s.WritePartitions(ctxT(t), []snapshots.PartitionWrite{{Claim: c,
+		Snapshots: []snapshots.Snapshot{pgAccounts.Snapshot(high, 8), pgAccounts.Snapshot(fresh, 2)}, Replace: []uuid.UUID{high, fresh}, Consumed: 100}})
+	if err != nil || out[0].Written != 2 || len(out[0].Stale) != 0 {
+		t.Fatalf("replacing write: %+v %v", out, err)
+	}
+	for id, v := range map[uuid.UUID]int64{high: 8, fresh: 2} {
+		if got, err := s.Get(ctxT(t), "Account", id); err != nil || got.Version != v {
+			t.Fatalf("after the replacing write: %v %v, want version %d", got, err, v)
+		}
 	}
 }

@@ -50,9 +50,10 @@ type batch struct {
 
 // captured is a snapshot taken under s.mu, to be written outside it.
 type captured struct {
-	st   *partState
-	id   uuid.UUID
-	snap snapshots.Snapshot
+	st      *partState
+	id      uuid.UUID
+	replace bool // the store's snapshot of the aggregate is unusable: replace it
+	snap    snapshots.Snapshot
 }
 
 // cpWrite is a partition's checkpoint, to be written.
@@ -65,6 +66,9 @@ type cpWrite struct {
 type outcome struct {
 	aborted error                // nothing written, for this reason
 	fenced  map[*partState]error // partitions not written: another claim superseded theirs
+	// stale are the snapshots not written because the store holds a
+	// higher version of their aggregates.
+	stale map[*partState]map[uuid.UUID]bool
 }
 
 // kafkaBackend writes to the snapshot topics in the group's transactions.
@@ -218,6 +222,9 @@ func (p *postgresBackend) write(ctx context.Context, b *batch) (outcome, error) 
 	for _, c := range b.snaps {
 		w := part(c.st)
 		w.Snapshots = append(w.Snapshots, c.snap)
+		if c.replace {
+			w.Replace = append(w.Replace, c.id)
+		}
 	}
 	for _, c := range b.cps {
 		part(c.st).Checkpoint = &c.cp
@@ -236,9 +243,14 @@ func (p *postgresBackend) write(ctx context.Context, b *batch) (outcome, error) 
 			o.fenced[st] = outs[i].Fenced
 			continue
 		}
-		if outs[i].Stale > 0 {
-			p.s.cfg.logger.Warn("snapshots not written: the table holds higher versions of their aggregates", slog.String("topic", st.topic),
-				slog.Int("partition", int(st.p)), slog.Int("stale", outs[i].Stale))
+		for _, id := range outs[i].Stale {
+			if o.stale == nil {
+				o.stale = make(map[*partState]map[uuid.UUID]bool)
+			}
+			if o.stale[st] == nil {
+				o.stale[st] = make(map[uuid.UUID]bool)
+			}
+			o.stale[st][id] = true
 		}
 		if offsets[st.topic] == nil {
 			offsets[st.topic] = make(map[int32]kgo.EpochOffset)

@@ -523,3 +523,58 @@ func (pg pgSide) caughtUp(t *testing.T, e *env, d time.Duration) {
 		return true
 	})
 }
+
+// TestPostgresForgedSnapshotIsReplaced: a snapshot row of a high version
+// the log does not confirm (forged, or written by a foreign tool) does not
+// stop the snapshotter from snapshotting the aggregate, although the
+// table's version guard refuses lower versions: the owner rebuilds the
+// aggregate from the log and replaces the row, whether the row was there
+// when the snapshotter started or was written while it ran.
+func TestPostgresForgedSnapshotIsReplaced(t *testing.T) {
+	e := newEnv(t, 1)
+	pg := newPGSide(t, e)
+	first := pg.snapshotter(t, e)
+	stop := start(t, first)
+	app := e.repo(t)
+	id := uuid.New()
+	writeTraffic(t, app, []uuid.UUID{id}, 6)
+	caughtUp(t, e, first)
+	stop()
+
+	owner := pg.store(t, e, snapshots.WithPostgresOwner(e.group))
+	forge := func(v int64) {
+		t.Helper()
+		snap, err := owner.Get(ctxT(t), "Account", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Version = v // at the same position: the log's event there says otherwise
+		if err := owner.Put(ctxT(t), snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replaced := func(what string) {
+		t.Helper()
+		want, err := app.Load(ctxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, what, 30*time.Second, func() bool {
+			got, err := owner.Get(ctxT(t), "Account", id)
+			return err == nil && got.Version == want.Version()
+		})
+	}
+	forge(1000)
+	second := pg.snapshotter(t, e)
+	start(t, second)
+	writeTraffic(t, app, []uuid.UUID{id}, 3)
+	replaced("the forged snapshot found at the start replaced")
+	if st := second.Stats(); st.Replays == 0 {
+		t.Fatalf("stats %+v: the aggregate was not rebuilt from the log", st)
+	}
+	caughtUp(t, e, second)
+	forge(2000)
+	writeTraffic(t, app, []uuid.UUID{id}, 3)
+	replaced("the snapshot forged while the snapshotter ran replaced")
+	checkLoadsFrom(t, e, []uuid.UUID{id}, pg.store(t, e))
+}

@@ -77,7 +77,11 @@ type partState struct {
 	// repaired are the aggregates whose snapshot a tombstone deleted and
 	// that were snapshotted again since (repairDeleted).
 	repaired map[uuid.UUID]struct{}
-	buf      []log.Event // AppendNext's buffer, used by the partition's goroutine
+	// recheck are the aggregates whose snapshot the PostgreSQL store
+	// refused for a higher version it holds: reloaded at the next
+	// checkpoint (recheckStale).
+	recheck map[uuid.UUID]struct{}
+	buf     []log.Event // AppendNext's buffer, used by the partition's goroutine
 	// claim is the partition's claim in the PostgreSQL store (WithPostgres).
 	claim snapshots.Claim
 	envs  []aggregate.Envelope // the policy's events, used by the partition's goroutine
@@ -97,6 +101,11 @@ type aggState struct {
 	// aggregate still incomplete; if the next checkpoint finds it still
 	// incomplete, the checkpoint lists the aggregate instead of waiting.
 	held bool
+	// replace is set when the store held a snapshot of the aggregate that
+	// the state could not come from (not confirmed by the log,
+	// undecodable, of another aggregate): the next snapshot replaces it
+	// whatever its version (snapshots.PartitionWrite.Replace).
+	replace bool
 }
 
 func (a *aggState) dirty() bool { return a.failed == nil && a.seq.Version > a.snapVersion }
@@ -380,7 +389,7 @@ func (s *Snapshotter) assign(ctx context.Context, offsets map[string]map[int32]k
 			ps[p] = kgo.NewOffset().AtStart().WithEpoch(-1)
 			st := &partState{topic: topic, p: p, typ: typ, aggs: make(map[uuid.UUID]*aggState),
 				checkpoint: -1, due: true, pending: make(map[uuid.UUID]struct{}), inherited: make(map[uuid.UUID]struct{}),
-				repaired: make(map[uuid.UUID]struct{})}
+				repaired: make(map[uuid.UUID]struct{}), recheck: make(map[uuid.UUID]struct{})}
 			cp, err := s.back.take(ctx, st)
 			if err != nil {
 				s.cfg.logger.Error("restore snapshot partition", slog.String("topic", topic), slog.Int("partition", int(p)), slog.Any("error", err))
@@ -483,7 +492,7 @@ func (s *Snapshotter) processRecord(ctx context.Context, st *partState, r *kgo.R
 		s.fail(st, r, uuid.Nil, nil, err)
 		return
 	}
-	a := s.agg(ctx, st, e, r.Offset)
+	a := s.agg(ctx, st, e.AggregateID, e.Expected == 0, r.Offset)
 	if a.failed != nil {
 		return
 	}
@@ -535,8 +544,7 @@ func (s *Snapshotter) fail(st *partState, r *kgo.Record, id uuid.UUID, a *aggSta
 // offset `before`, loading it from its snapshot once the log confirms it,
 // or from the log up to `before` when it has no usable snapshot but may
 // have events before it.
-func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, before int64) *aggState {
-	id := e.AggregateID
+func (s *Snapshotter) agg(ctx context.Context, st *partState, id uuid.UUID, creation bool, before int64) *aggState {
 	if a := st.aggs[id]; a != nil {
 		a.used = time.Now()
 		return a
@@ -553,6 +561,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 	_, inherited := st.inherited[id]
 	delete(st.inherited, id)
 	snap, err := s.back.get(ctx, st.typ.name, id)
+	a.replace = err == nil || errors.Is(err, snapshots.ErrCorrupt)
 	if inherited {
 		err = errors.New("listed as unsnapshotted by the last checkpoint")
 	}
@@ -572,6 +581,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 			if cerr == nil {
 				a.state, a.seq, a.save, a.last, a.snapVersion = state, log.Sequencer{Version: snap.Version}, snap.Save, snap.Position, snap.Version
 				a.snapAt = snap.CreatedAt.UnixMicro()
+				a.replace = false
 				return a
 			}
 			s.cfg.logger.Warn("snapshot not confirmed by the log; rebuilding the aggregate from its events",
@@ -579,7 +589,7 @@ func (s *Snapshotter) agg(ctx context.Context, st *partState, e log.Event, befor
 			err = cerr
 		}
 	}
-	if cp := (snapshots.Checkpoint{Offset: st.checkpoint}); st.checkpoint >= 0 && cp.Unborn(id, err) && e.Expected == 0 {
+	if cp := (snapshots.Checkpoint{Offset: st.checkpoint}); st.checkpoint >= 0 && cp.Unborn(id, err) && creation {
 		// The snapshot topic says: no events before the checkpoint, and
 		// the aggregate's first record after it is a creation. A deleted
 		// snapshot, or a first record that expected a version above 0
@@ -618,6 +628,20 @@ func (s *Snapshotter) rebuild(ctx context.Context, st *partState, a *aggState, i
 			}
 			a.state, a.save, a.last = next, ae.Save, ae.Position
 		}
+	}
+}
+
+// recheckStale loads again, as when their next event comes, the
+// aggregates of partition st whose snapshot the store refused for holding
+// a higher version: from that snapshot if the log confirms it, else from
+// the log, and then the snapshot replaces it. s.mu is held.
+func (s *Snapshotter) recheckStale(ctx context.Context, st *partState) {
+	for id := range st.recheck {
+		delete(st.recheck, id)
+		if st.aggs[id] != nil {
+			continue // met again since: loaded already
+		}
+		s.agg(ctx, st, id, false, st.next)
 	}
 }
 
@@ -697,13 +721,14 @@ func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 					slog.String("aggregate_id", id.String()), slog.Any("error", err))
 				return
 			}
-			snaps = append(snaps, captured{st, id, snapshots.Snapshot{
+			snaps = append(snaps, captured{st: st, id: id, replace: a.replace, snap: snapshots.Snapshot{
 				AggregateID: id, AggregateType: st.typ.name, Version: a.seq.Version, SchemaVersion: st.typ.schemaVersion,
 				CreatedAt: now.UTC(), Position: a.last, Save: a.save, State: rec,
 			}})
 		}
 		if checkpoint {
 			s.repairDeleted(ctx, st)
+			s.recheckStale(ctx, st)
 			for id, a := range st.aggs {
 				take(id, a)
 			}
@@ -796,6 +821,21 @@ func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 		if out.fenced[c.st] != nil {
 			continue
 		}
+		if out.stale[c.st][c.id] {
+			// The table holds a higher version, which this snapshotter did
+			// not write: the state is dropped, so that the aggregate's next
+			// event loads it again from that snapshot, or, if the log does
+			// not confirm it, rebuilds it from the log and replaces it.
+			s.cfg.logger.Warn("snapshot not written: the store holds a higher version of the aggregate; reloading it",
+				slog.String("topic", c.st.topic), slog.Int("partition", int(c.st.p)), slog.String("aggregate_id", c.id.String()),
+				slog.Int64("version", c.snap.Version))
+			if s.parts[topicPartition{c.st.topic, c.st.p}] == c.st {
+				delete(c.st.aggs, c.id)
+				delete(c.st.pending, c.id)
+				c.st.recheck[c.id] = struct{}{}
+			}
+			continue
+		}
 		s.stats.snapshots.Add(1)
 		if s.parts[topicPartition{c.st.topic, c.st.p}] != c.st {
 			continue // revoked meanwhile; the records are written all the same
@@ -804,6 +844,7 @@ func (s *Snapshotter) flush(ctx context.Context, all bool) error {
 			if c.snap.Version >= a.snapVersion {
 				a.snapVersion, a.snapAt = c.snap.Version, c.snap.CreatedAt.UnixMicro()
 			}
+			a.replace = false
 		}
 		delete(c.st.pending, c.id)
 		written[c.snap.AggregateType]++

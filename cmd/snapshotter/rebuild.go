@@ -56,9 +56,6 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if err := groupIdle(ctx, adm, cfg.Group); err != nil {
-		return fail(err)
-	}
 	var pool *pgxpool.Pool // the PostgreSQL store's
 	if cfg.SnapshotStore == storePostgres {
 		if pool, err = cfg.Postgres.pool(ctx); err != nil {
@@ -68,6 +65,9 @@ func rebuild(ctx context.Context, cfg config, t snapshotter.Type, logger *slog.L
 		if err := cfg.Postgres.ready(ctx, pool); err != nil {
 			return fail(err)
 		}
+	}
+	if err := groupIdle(ctx, adm, cfg.Group); err != nil {
+		return fail(err)
 	}
 	topic := cfg.EventsPrefix + t.Name()
 	rg, err := listRange(ctx, adm, topic)
@@ -168,10 +168,36 @@ func groupIdle(ctx context.Context, adm *kadm.Client, group string) error {
 	return nil
 }
 
+// groupAttempts bounds the DescribeGroups requests of groupMembers, half a
+// second apart.
+const groupAttempts = 20
+
 // groupMembers returns the members of the consumer group: none when the
 // group does not exist.
 func groupMembers(ctx context.Context, adm *kadm.Client, group string) ([]kadm.DescribedGroupMember, error) {
-	described, err := adm.DescribeGroups(ctx, group)
+	var (
+		described kadm.DescribedGroups
+		err       error
+	)
+	// A cluster just started, or whose coordinator moves, answers with a
+	// retriable error (COORDINATOR_NOT_AVAILABLE and the like) for a while.
+	for attempt := 0; ; attempt++ {
+		described, err = adm.DescribeGroups(ctx, group)
+		if err == nil {
+			if g, ok := described[group]; ok && kerr.IsRetriable(g.Err) {
+				err = g.Err
+			}
+		}
+		var ke *kerr.Error
+		if err == nil || !errors.As(err, &ke) || !ke.Retriable || attempt == groupAttempts-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describe group %s: %w", group, err)
 	}

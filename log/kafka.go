@@ -641,8 +641,20 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 		events[i].Expected, events[i].Save, events[i].SaveEvents = expected.Version, save, len(events)
 		recs[i] = toRecord(t.Name, p, key, &events[i])
 	}
+	tc := k.checker(t)
+	done := make(chan error, 1) // the produce's, then the check's
 	if len(recs) == 1 {
-		if err := k.cl.ProduceSync(ctx, recs[0]).FirstErr(); err != nil {
+		// The promise tells the checker of the record (see topicChecker):
+		// promises come in offset order, before ProduceSync would return.
+		own := claimOf(recs[0])
+		k.cl.Produce(ctx, recs[0], func(r *kgo.Record, err error) {
+			if err == nil {
+				own.offset, own.event.Position = r.Offset, Position{Partition: r.Partition, Offset: r.Offset}
+				tc.acked(r.Partition, own)
+			}
+			done <- err
+		})
+		if err := <-done; err != nil {
 			return nil, fmt.Errorf("log: append %s %s to %s/%d: %w", aggregateType, aggregateID, t.Name, p, err)
 		}
 	} else if err := k.produceTxn(ctx, recs); err != nil {
@@ -654,15 +666,15 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 	// records from where the caller read up to this save's last record. By
 	// then the save is decided, by these records or by an earlier copy of
 	// the same save (a retry).
-	c := &check{id: aggregateID, key: key, p: p, from: expected.ReadTo, first: first, last: last, seq: Sequencer{Version: expected.Version}, events: events, done: make(chan error, 1)}
+	c := &check{id: aggregateID, key: key, p: p, from: expected.ReadTo, first: first, last: last, seq: Sequencer{Version: expected.Version}, events: events, done: done}
 	if c.from <= 0 || c.from > first {
 		c.from, c.seq = 0, Sequencer{}
 	}
-	c.own = make(map[int64]bool, len(recs))
-	for _, r := range recs {
-		c.own[r.Offset] = true
+	c.own = make([]int64, len(recs))
+	for i, r := range recs {
+		c.own[i] = r.Offset
 	}
-	if err := k.checker(t).wait(ctx, k, c); err != nil {
+	if err := tc.wait(ctx, k, c); err != nil {
 		return nil, fmt.Errorf("log: append %s %s: check the outcome at %s/%d@%d: %w", aggregateType, aggregateID, t.Name, p, last, err)
 	}
 	if c.won == nil {
@@ -682,12 +694,15 @@ type check struct {
 	key               []byte
 	p                 int32
 	from, first, last int64
-	own               map[int64]bool // the offsets of the save's records
-	events            []Event        // the save's events
+	own               []int64 // the offsets of the save's records, in order
+	events            []Event // the save's events
 	seq               Sequencer
-	won               []Event // the accepted events of the save, once decided so
-	buf               []Event // AppendNext's buffer
-	done              chan error
+	// indexed: seq came from the window's index (or a state it left in
+	// states), so it rests on the partition's records alone.
+	indexed bool
+	won     []Event // the accepted events of the save, once decided so
+	buf     []Event // AppendNext's buffer
+	done    chan error
 
 	attached bool  // owned by the topicChecker from here on
 	err      error // a failure met while reading the check's range
@@ -702,10 +717,25 @@ type check struct {
 // records it read per partition, so that an Append whose range is already
 // read is answered at once.
 //
-// A check is answered only from records read with read_committed: an Append
+// A check is answered only from records read with read_committed, and from
+// the log's own one-record saves acknowledged right after them: an Append
 // returns only once its own first record is visible to every reader (the
 // partition's last stable offset is past it), so a load that starts after
 // the Append returned sees the event.
+//
+// The log's own records: a one-record save is produced outside any
+// transaction with acks=all, and the producer's promises come in offset
+// order, so the log learns each such record's offset and content (the
+// record as produced, decoded by FromRecord as any reader decodes it).
+// When the records at the window's end, offset to, up to an Append's own
+// are all such records of this log, no other record lies between, and the
+// check needs no fetch. Visibility holds too, when every record below to
+// is decided (the partition's last stable offset, as a fetch answered it,
+// reached to): no transaction open at to or after it can start before
+// these records, none of them is transactional, and each is acknowledged
+// by every in-sync replica, so the last stable offset is past them. A
+// record of another producer, or a transaction marker, leaves a gap in the
+// offsets, and the check fetches as before.
 type topicChecker struct {
 	t       *kafkaTopic
 	mu      sync.Mutex // guards pending, running
@@ -714,6 +744,17 @@ type topicChecker struct {
 
 	wmu     sync.Mutex // guards windows
 	windows map[int32]*claimWindow
+	// scanning counts the reads before a window (attach, buildIndex) in
+	// progress, which hold wmu for as long as they take.
+	scanning atomic.Int32
+
+	// ackMu guards acks: by partition and offset, the claims of the log's
+	// own one-record saves acknowledged at or after their window's end.
+	// The producer's promises add them (and must not wait for wmu, which
+	// a check may hold while it scans a partition); absorb moves them into
+	// the windows.
+	ackMu sync.Mutex
+	acks  map[int32][]claim // in offset order
 }
 
 // claimWindow holds the claims of consecutive records of a partition: every
@@ -723,15 +764,27 @@ type claimWindow struct {
 	byKey     map[string][]claim // the same claims, by key
 	start, to int64
 	anchored  bool
+	// stable: every record of the partition below it is decided (a fetch
+	// answered a last stable offset this high, or the log's own records
+	// continued from there; see topicChecker).
+	stable int64
 	// index, when not nil, is every aggregate's sequence state (the winner
 	// rule applied to all its records) at offset start: it answers
 	// creations without reading the partition from its start each time.
 	// It is dropped, and not built again, beyond the log's index limit.
 	index   *Index
 	noIndex bool
-	buf     []Event   // AppendNext's buffer for the index
-	busy    bool      // checks attached to the window are waiting
-	used    time.Time // when a check last came for the partition
+	// states holds, by key, an aggregate's sequence state at an offset
+	// in the window, as the last check of it that started from the index
+	// left it: the next check of the aggregate that starts at or after
+	// that offset starts there, instead of applying every claim of the
+	// aggregate from the window's start again (a hot aggregate has
+	// thousands). Kept only with an index; an entry is dropped when the
+	// window's start passes its offset.
+	states map[string]keyState
+	buf    []Event   // AppendNext's buffer for the index
+	busy   bool      // checks attached to the window are waiting
+	used   time.Time // when a check of the partition last needed a fetch
 }
 
 // lingering reports whether a partition was appended to within
@@ -754,11 +807,17 @@ const checkWindow = 8192
 
 // checkPoll is how long a tailing fetch waits at the broker for new records,
 // and checkLinger how long a topicChecker goes on tailing a partition after
-// the last append to it.
+// the last append to it that needed a fetch.
 const (
 	checkPoll   = 5 * time.Millisecond
 	checkLinger = time.Second
 )
+
+// keyState is an aggregate's sequence state just before offset at.
+type keyState struct {
+	at  int64
+	seq Sequencer // not changed once stored: a check starting from it clones it
+}
 
 type claim struct {
 	offset int64
@@ -788,13 +847,69 @@ func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
 	return c
 }
 
+// acked records the claim of one of the log's own one-record saves, at the
+// offset and partition the broker acknowledged: called from the producer's
+// promise, in offset order.
+func (tc *topicChecker) acked(p int32, cl claim) {
+	tc.ackMu.Lock()
+	defer tc.ackMu.Unlock()
+	if tc.acks == nil {
+		tc.acks = make(map[int32][]claim)
+	}
+	as := tc.acks[p]
+	if len(as) >= checkWindow || (len(as) > 0 && as[len(as)-1].offset >= cl.offset) {
+		// Not absorbed for long (a gap no fetch has closed yet), or not
+		// in order: forget them, the fetch reads the records.
+		as = as[:0]
+	}
+	tc.acks[p] = append(as, cl)
+}
+
+// absorb moves into window w (of partition p) the acknowledged claims of
+// the log's own records that continue it from its end while every record
+// below is decided, feeding each to fn, and forgets the acknowledgements
+// the window has passed. tc.wmu is held. It reports whether the window's
+// index was dropped.
+func (tc *topicChecker) absorb(k *Kafka, w *claimWindow, p int32, fn func(claim)) {
+	tc.ackMu.Lock()
+	defer tc.ackMu.Unlock()
+	as := tc.acks[p]
+	if len(as) == 0 {
+		return
+	}
+	i, absorbed := 0, false
+	for ; i < len(as) && as[i].offset < w.to; i++ {
+		// passed: read by a fetch
+	}
+	for ; i < len(as) && w.anchored && w.stable >= w.to && as[i].offset == w.to; i++ {
+		cl := as[i]
+		if w.add(cl, k.cfg.indexLimit) {
+			k.indexDropped(tc.t.Name, p)
+		}
+		w.to++
+		w.stable = max(w.stable, w.to)
+		if fn != nil {
+			fn(cl)
+		}
+		absorbed = true
+	}
+	if absorbed && i == len(as) {
+		// The records at the partition's end are the log's own: stop
+		// tailing it (see step) until a check needs a fetch again.
+		w.used = time.Time{}
+	}
+	n := copy(as, as[i:])
+	clear(as[n:])
+	tc.acks[p] = as[:n]
+}
+
 // apply feeds one record's claim to a check.
 func (c *check) apply(cl claim) error {
 	if cl.offset < c.from || cl.offset > c.last || cl.key != string(c.key) {
 		return nil
 	}
 	if cl.err != nil {
-		if c.own[cl.offset] {
+		if _, own := slices.BinarySearch(c.own, cl.offset); own {
 			return cl.err // our own record must decode
 		}
 		return nil // not a snaplog event: no reader counts it
@@ -861,6 +976,11 @@ func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 		}
 		w.claims = append(w.claims[:0], w.claims[cut:]...)
 		w.start = w.claims[0].offset
+		for key, st := range w.states {
+			if st.at < w.start || w.index == nil {
+				delete(w.states, key)
+			}
+		}
 		clear(w.byKey)
 		for _, cl := range w.claims {
 			w.byKey[cl.key] = append(w.byKey[cl.key], cl)
@@ -873,17 +993,53 @@ func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 // state in the window's index, when the window has one: the verdict then
 // rests on the partition's records alone, not on the caller's word that the
 // aggregate was at Expected.Version at Expected.ReadTo (a caller that read
-// with read_uncommitted, or computed ReadTo itself, could be wrong).
+// with read_uncommitted, or computed ReadTo itself, could be wrong). When
+// an earlier check left the aggregate's state at an offset between the
+// window's start and Expected.ReadTo, it starts there instead: the same
+// state, without the claims before it. (Not past Expected.ReadTo: from
+// there on the check looks for an earlier copy of its save, a retry's.)
 func (w *claimWindow) fromIndex(c *check) {
-	if w.index != nil && c.from > w.start {
+	if w.index == nil || c.from <= w.start {
+		return
+	}
+	if st, ok := w.states[string(c.key)]; ok && st.at >= w.start && st.at <= c.from {
+		c.seq, c.from = st.seq.Clone(), st.at
+	} else {
 		c.seq, c.from = w.index.State(c.id), w.start
+	}
+	c.indexed = true
+}
+
+// decided records the state a check from the index left its aggregate in,
+// just after the check's last record, for the aggregate's next check
+// (fromIndex). tc.wmu is held; c's range is read without error.
+func (w *claimWindow) decided(c *check) {
+	if !c.indexed || w.index == nil || c.last+1 < w.start {
+		return
+	}
+	if w.states == nil {
+		w.states = make(map[string]keyState)
+	}
+	if st, ok := w.states[string(c.key)]; !ok || st.at < c.last+1 {
+		w.states[string(c.key)] = keyState{at: c.last + 1, seq: c.seq}
 	}
 }
 
 func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
-	// When the window already holds the check's range, answer it here.
-	if tc.wmu.TryLock() {
+	// When the window already holds the check's range, answer it here:
+	// wait for the windows unless a read before a window holds them.
+	locked := tc.wmu.TryLock()
+	if !locked && tc.scanning.Load() == 0 {
+		tc.wmu.Lock()
+		locked = true
+	}
+	if locked {
 		w := tc.window(c.p)
+		if !w.busy {
+			// (With checks attached, the checker absorbs, so that they
+			// get the claims too.)
+			tc.absorb(k, w, c.p, nil)
+		}
 		if w.anchored && c.from >= w.start && c.last < w.to {
 			w.fromIndex(c)
 			var err error
@@ -894,6 +1050,9 @@ func (tc *topicChecker) wait(ctx context.Context, k *Kafka, c *check) error {
 				if err = c.apply(cl); err != nil {
 					break
 				}
+			}
+			if err == nil {
+				w.decided(c)
 			}
 			tc.wmu.Unlock()
 			return err
@@ -957,7 +1116,28 @@ func (tc *topicChecker) run(k *Kafka) {
 // a way that retrying cures. It is called with tc.wmu held, and releases it
 // while a fetch waits at the broker.
 func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
-	done := func(c *check, err error) { c.done <- err }
+	done := func(c *check, err error) {
+		if err == nil {
+			tc.windows[c.p].decided(c)
+		}
+		c.done <- err
+	}
+	// answer answers the checks that failed or whose range is read, and
+	// returns the others.
+	answer := func(cs []*check) []*check {
+		out := cs[:0]
+		for _, c := range cs {
+			switch {
+			case c.err != nil:
+				done(c, c.err)
+			case c.last < tc.windows[c.p].to:
+				done(c, nil)
+			default:
+				out = append(out, c)
+			}
+		}
+		return out
+	}
 	for _, w := range tc.windows {
 		w.busy = false
 	}
@@ -970,7 +1150,6 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 	now := time.Now()
 	for _, c := range waiting {
 		w := tc.window(c.p)
-		w.used = now
 		if !c.attached {
 			if err := tc.attach(k, w, c); err != nil {
 				done(c, err)
@@ -983,16 +1162,45 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		}
 		still = append(still, c)
 	}
+	type partKey struct {
+		p   int32
+		key string
+	}
+	byKey := map[partKey][]*check{}
+	for _, c := range still {
+		byKey[partKey{c.p, string(c.key)}] = append(byKey[partKey{c.p, string(c.key)}], c)
+	}
+	feed := func(p int32, cl claim) {
+		for _, c := range byKey[partKey{p, cl.key}] {
+			if err := c.apply(cl); err != nil {
+				c.err = err
+			}
+		}
+	}
+	// The log's own records acknowledged since: they may answer the
+	// checks without a fetch.
+	for p, w := range tc.windows {
+		tc.absorb(k, w, p, func(cl claim) { feed(p, cl) })
+	}
+	still = answer(still)
+	for _, w := range tc.windows {
+		w.busy = false
+	}
 	ranges := map[int32]*kread.Range{}
 	byPart := map[int32][]*check{}
 	for _, c := range still {
+		tc.windows[c.p].busy = true
+		tc.windows[c.p].used = now
 		byPart[c.p] = append(byPart[c.p], c)
 		if ranges[c.p] == nil {
 			ranges[c.p] = &kread.Range{Off: tc.windows[c.p].to, Until: math.MaxInt64}
 		}
 	}
-	// Keep tailing the partitions appended to lately, so that a fetch is
-	// already waiting at the broker when the next append's record lands.
+	// Keep tailing the partitions whose appends needed a fetch lately, so
+	// that a fetch is already waiting at the broker when the next append's
+	// record lands. (Where the log's own acknowledgements answer the
+	// checks, the partition is not tailed: the fetch would only read the
+	// records again.)
 	for p, w := range tc.windows {
 		if ranges[p] == nil && w.anchored && now.Sub(w.used) < checkLinger {
 			ranges[p] = &kread.Range{Off: w.to, Until: math.MaxInt64}
@@ -1027,14 +1235,18 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 		cancel()
 		k.checkRead.Add(uint64(len(got)))
 		for _, g := range got {
-			if tc.windows[g.p].add(g.cl, k.cfg.indexLimit) {
+			w := tc.windows[g.p]
+			if g.cl.offset < w.to {
+				// Absorbed while the fetch waited, from the log's own
+				// acknowledgements (topicChecker.wait; only where no
+				// check waits).
+				continue
+			}
+			if w.add(g.cl, k.cfg.indexLimit) {
 				k.indexDropped(tc.t.Name, g.p)
 			}
-			for _, c := range byPart[g.p] {
-				if err := c.apply(g.cl); err != nil {
-					c.err = err
-				}
-			}
+			w.to = g.cl.offset + 1
+			feed(g.p, g.cl)
 		}
 		if err != nil {
 			if !kread.Retriable(err) && k.ctx.Err() == nil {
@@ -1048,19 +1260,18 @@ func (tc *topicChecker) step(k *Kafka, waiting []*check) ([]*check, bool) {
 			}
 		}
 		for _, p := range ps {
-			tc.windows[p].to = max(tc.windows[p].to, ranges[p].Off)
+			w := tc.windows[p]
+			w.to = max(w.to, ranges[p].Off)
+			w.stable = max(w.stable, ranges[p].LastStable)
+			tc.absorb(k, w, p, func(cl claim) { feed(p, cl) })
 		}
 	}
-	out := still[:0]
-	for _, c := range still {
-		switch {
-		case c.err != nil:
-			done(c, c.err)
-		case c.last < tc.windows[c.p].to:
-			done(c, nil)
-		default:
-			out = append(out, c)
-		}
+	out := answer(still)
+	for _, w := range tc.windows {
+		w.busy = false
+	}
+	for _, c := range out {
+		tc.windows[c.p].busy = true
 	}
 	return out, retry
 }
@@ -1077,6 +1288,7 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 		// start again at the next creation.)
 		w.anchored, w.start, w.to, w.claims = true, c.from, c.from, w.claims[:0]
 		clear(w.byKey)
+		clear(w.states)
 		w.index = nil
 		if c.from == 0 && !w.noIndex && k.cfg.indexLimit > 0 {
 			w.index = NewIndex() // read from the start: index as we go
@@ -1095,12 +1307,14 @@ func (tc *topicChecker) attach(k *Kafka, w *claimWindow, c *check) error {
 			return err
 		}
 		if w.index != nil {
-			c.seq, c.from = w.index.State(c.id), w.start
+			c.seq, c.from, c.indexed = w.index.State(c.id), w.start, true
 		}
 	}
 	if c.from < w.start {
 		ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 		defer cancel()
+		tc.scanning.Add(1)
+		defer tc.scanning.Add(-1)
 		_, n, err := k.rd.ScanOne(ctx, tc.t, c.p, c.from, w.start, func(r *kgo.Record) error {
 			if string(r.Key) != string(c.key) {
 				return nil
@@ -1134,6 +1348,8 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 	index := NewIndex()
 	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Minute)
 	defer cancel()
+	tc.scanning.Add(1)
+	defer tc.scanning.Add(-1)
 	_, n, err := k.rd.ScanOne(ctx, tc.t, p, 0, w.start, func(r *kgo.Record) error {
 		cl := claimOf(r)
 		if cl.err != nil {

@@ -113,6 +113,10 @@ type Range struct {
 	// Stable ends the range at the partition's last stable offset when
 	// Until lies beyond it, rather than wait for open transactions.
 	Stable bool
+	// LastStable is the partition's last stable offset in the last fetch
+	// answer (every record below it is decided; -1 when the broker does
+	// not say), 0 before the first.
+	LastStable int64
 }
 
 // Done reports whether the range is read.
@@ -265,6 +269,7 @@ func (rd *Reader) Fetch(ctx context.Context, t *Topic, leader int32, ps []int32,
 				retriable = err
 				continue
 			}
+			rg.LastStable = part.LastStableOffset
 			if rg.Stable && part.LastStableOffset >= 0 && rg.Until > part.LastStableOffset {
 				rg.Until = max(rg.Off, part.LastStableOffset)
 				if rg.Done() {

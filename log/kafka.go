@@ -649,7 +649,7 @@ func (k *Kafka) Append(ctx context.Context, aggregateType string, aggregateID uu
 		own := claimOf(recs[0])
 		k.cl.Produce(ctx, recs[0], func(r *kgo.Record, err error) {
 			if err == nil {
-				own.offset, own.event.Position = r.Offset, Position{Partition: r.Partition, Offset: r.Offset}
+				own.offset, own.partition = r.Offset, r.Partition
 				tc.acked(r.Partition, own)
 			}
 			done <- err
@@ -755,6 +755,7 @@ type topicChecker struct {
 	// the windows.
 	ackMu sync.Mutex
 	acks  map[int32][]claim // in offset order
+	spare map[int32][]claim // absorb's other buffer
 }
 
 // claimWindow holds the claims of consecutive records of a partition: every
@@ -819,21 +820,31 @@ type keyState struct {
 	seq Sequencer // not changed once stored: a check starting from it clones it
 }
 
+// A claim is what the winner rule needs of a record: its event's envelope
+// without payload, metadata or times (compact: a window holds thousands).
 type claim struct {
-	offset int64
-	key    string
-	id     uuid.UUID // the aggregate, when err is nil
-	event  Event     // the envelope without payload, metadata or times
-	err    error     // the record is not a snaplog event
+	offset            int64
+	partition         int32
+	key               string
+	id                uuid.UUID // the aggregate, when err is nil
+	eventID, save     uuid.UUID
+	version, expected int64
+	saveEvents        int
+	err               error // the record is not a snaplog event
 }
 
 // claimOf is what a check needs of a record.
 func claimOf(r *kgo.Record) claim {
 	e, err := fromRecord(r)
-	return claim{offset: r.Offset, key: string(r.Key), id: e.AggregateID, err: err, event: Event{
-		ID: e.ID, AggregateID: e.AggregateID, AggregateVersion: e.AggregateVersion, Position: e.Position,
-		Expected: e.Expected, Save: e.Save, SaveEvents: e.SaveEvents,
-	}}
+	return claim{offset: r.Offset, partition: r.Partition, key: string(r.Key), id: e.AggregateID, err: err,
+		eventID: e.ID, save: e.Save, version: e.AggregateVersion, expected: e.Expected, saveEvents: e.SaveEvents}
+}
+
+// event is the claim as the Sequencer takes it.
+func (cl *claim) event() Event {
+	return Event{ID: cl.eventID, AggregateID: cl.id, AggregateVersion: cl.version,
+		Position: Position{Partition: cl.partition, Offset: cl.offset},
+		Expected: cl.expected, Save: cl.save, SaveEvents: cl.saveEvents}
 }
 
 func (k *Kafka) checker(t *kafkaTopic) *topicChecker {
@@ -871,12 +882,20 @@ func (tc *topicChecker) acked(p int32, cl claim) {
 // the window has passed. tc.wmu is held. It reports whether the window's
 // index was dropped.
 func (tc *topicChecker) absorb(k *Kafka, w *claimWindow, p int32, fn func(claim)) {
+	// Take the acknowledgements and let the promises go on with a spare
+	// buffer meanwhile: they are called one at a time for the whole
+	// client, so holding them up holds up every produce.
 	tc.ackMu.Lock()
-	defer tc.ackMu.Unlock()
 	as := tc.acks[p]
 	if len(as) == 0 {
+		tc.ackMu.Unlock()
 		return
 	}
+	if tc.spare == nil {
+		tc.spare = make(map[int32][]claim)
+	}
+	tc.acks[p] = tc.spare[p][:0]
+	tc.ackMu.Unlock()
 	i, absorbed := 0, false
 	for ; i < len(as) && as[i].offset < w.to; i++ {
 		// passed: read by a fetch
@@ -900,7 +919,12 @@ func (tc *topicChecker) absorb(k *Kafka, w *claimWindow, p int32, fn func(claim)
 	}
 	n := copy(as, as[i:])
 	clear(as[n:])
-	tc.acks[p] = as[:n]
+	tc.ackMu.Lock()
+	newer := tc.acks[p]
+	tc.acks[p] = append(as[:n], newer...)
+	clear(newer)
+	tc.spare[p] = newer[:0]
+	tc.ackMu.Unlock()
 }
 
 // apply feeds one record's claim to a check.
@@ -914,7 +938,7 @@ func (c *check) apply(cl claim) error {
 		}
 		return nil // not a snaplog event: no reader counts it
 	}
-	out, evs := c.seq.AppendNext(c.buf[:0], cl.event)
+	out, evs := c.seq.AppendNext(c.buf[:0], cl.event())
 	c.buf = evs
 	if out == Accepted && c.won == nil && sameSave(evs, c.events) {
 		c.won = slices.Clone(evs)
@@ -967,7 +991,7 @@ func (w *claimWindow) add(cl claim, limit int) (dropped bool) {
 		if w.index != nil {
 			for _, old := range w.claims[:cut] {
 				if old.err == nil {
-					_, w.buf = w.index.Next(old.event, w.buf)
+					_, w.buf = w.index.Next(old.event(), w.buf)
 				}
 			}
 			if w.index.Len() > limit {
@@ -1355,7 +1379,7 @@ func (tc *topicChecker) buildIndex(k *Kafka, w *claimWindow, p int32) error {
 		if cl.err != nil {
 			return nil // not a snaplog event: no reader counts it
 		}
-		_, w.buf = index.Next(cl.event, w.buf)
+		_, w.buf = index.Next(cl.event(), w.buf)
 		if index.Len() > k.cfg.indexLimit {
 			return errTooManyKeys
 		}

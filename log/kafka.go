@@ -74,9 +74,11 @@ const DefaultTopicPrefix = "snaplog.events."
 // acknowledged, Append reads the aggregate's partition from the caller's
 // Expected.ReadTo up to its own last record to learn whether its save won
 // (by these records or by an earlier copy of the same save: a retry), and
-// reports a *ConflictError if it did not. A one-event save is one record; a
-// save of several events is one Kafka transaction, and Read uses
-// read_committed.
+// reports a *ConflictError if it did not. (Records of its own one-event
+// saves it need not read back: it knows them from their acknowledgements,
+// so a partition this log alone writes costs no fetch; see topicChecker.)
+// A one-event save is one record; a save of several events is one Kafka
+// transaction, and Read uses read_committed.
 //
 // Producers are idempotent with acks=all. Kafka owns its clients, built from
 // the kgo options given to NewKafka, and closes them in Close.
@@ -1405,7 +1407,9 @@ type KafkaStats struct {
 	// CheckRecords counts the records the log read to decide Appends: an
 	// Append's check reads its partition from the caller's Expected.ReadTo
 	// (from the start for a creation with nothing to bound it, once per
-	// partition while the partition's index holds) up to its own records.
+	// partition while the partition's index holds) up to its own records,
+	// except the log's own one-event saves, known from their
+	// acknowledgements.
 	CheckRecords uint64
 	// IndexedPartitions is how many partitions have an index (see
 	// WithIndexLimit).
